@@ -1,0 +1,168 @@
+"""Build the book's website into `_docs/`.
+
+With Quarto on PATH this runs nbdev's own `nbdev-docs`: the real site. Without Quarto it builds a
+plain preview of the same pages: nbdev processes the notebooks exactly as it would for Quarto
+(into `_proc/`), pandoc renders each processed notebook to one self-contained HTML page (math as
+MathML, figures embedded), and this script only puts the pages in chapter order (the list in
+`nbs/sidebar.yml`) and adds that list to the top of every page.
+
+Run from the repository root, after `pip install -e ".[dev]"`:
+
+    python tools/build_site.py            # Quarto if installed, else the plain preview
+    python tools/build_site.py --plain    # always the plain preview
+    python tools/build_site.py --out DIR  # write the pages somewhere other than _docs/
+"""
+import argparse, html, json, re, shutil, subprocess, sys, tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+LINK_FILTER = Path(__file__).with_name("site_links.lua")
+PREVIEW_CSS = Path(__file__).with_name("preview.css")
+QUARTO_HELP = "https://quarto.org/docs/get-started/"
+
+
+def chapter_order(nbs_path):
+    "Notebook names (relative to `nbs_path`) in the order `sidebar.yml` lists them."
+    def walk(items):
+        for item in items:
+            if isinstance(item, str): yield item
+            elif isinstance(item, dict):
+                if "href" in item: yield item["href"]
+                yield from walk(item.get("contents", []))
+    sidebar = yaml.safe_load((Path(nbs_path) / "sidebar.yml").read_text())
+    return list(walk(sidebar["website"]["sidebar"]["contents"]))
+
+
+def _directives(source):
+    "Split a code cell's source into its `#| key: value` directives and the remaining code."
+    directives, lines = {}, source.splitlines()
+    while lines and lines[0].startswith("#|"):
+        key, _, value = lines.pop(0)[2:].partition(":")
+        directives[key.strip()] = value.strip() or "true"
+    return directives, "\n".join(lines)
+
+
+def _as_text(value): return "".join(value) if isinstance(value, list) else value
+
+
+def prepare_notebook(nb):
+    """Apply what Quarto would do to a processed notebook, so pandoc can render it.
+
+    Returns `(front_matter, notebook)`: the YAML front matter nbdev put in the first raw cell, and
+    the notebook with Quarto's cell directives applied and pandoc's format demands met."""
+    front, cells = {}, []
+    for cell in nb["cells"]:
+        cell.pop("has_sd", None)  # nbdev's own key, not in the notebook format
+        source = _as_text(cell["source"])
+        if cell["cell_type"] == "raw" and source.lstrip().startswith("---"):
+            front.update(yaml.safe_load(source.strip().strip("-")) or {})
+            continue
+        if cell["cell_type"] == "code":
+            directives, source = _directives(source)
+            if directives.get("include") == "false" or "hide" in directives: continue
+            if directives.get("output") == "false": cell["outputs"] = []
+            if directives.get("output") == "asis":  # the output is markdown for the page
+                text = "".join(_as_text(o.get("text") or o.get("data", {}).get("text/markdown", ""))
+                               for o in cell["outputs"])
+                cells.append(dict(cell_type="markdown", metadata={}, source=text))
+                continue
+            cell["source"] = "" if directives.get("echo") == "false" else source
+            cell["execution_count"] = cell.get("execution_count") or len(cells) + 1
+            for out in cell["outputs"]:
+                if "execution_count" in out: out["execution_count"] = cell["execution_count"]
+                data = out.get("data", {})
+                # Prefer LaTeX (e.g. SymPy) over its plain-text twin, as Quarto does.
+                if "text/latex" in data and not any(k.startswith(("image/", "text/html")) for k in data):
+                    data.pop("text/plain", None)
+        cells.append(cell)
+    nb["cells"] = cells
+    return front, nb
+
+
+def nav_html(pages, current):
+    "The chapter list put at the top of each page: `pages` is a list of (file name, title)."
+    def item(href, title):
+        mark = ' aria-current="page"' if href == current else ""
+        return f'<li><a href="{href}"{mark}>{html.escape(title)}</a></li>'
+    items = "".join(item(href, title) for href, title in pages)
+    return (f'<nav id="book-nav" aria-label="Chapters"><ol>{items}</ol>'
+            f'<p class="preview-note">Plain preview rendered with pandoc. '
+            f'The full site needs Quarto: <a href="{QUARTO_HELP}">{QUARTO_HELP}</a>.</p></nav>')
+
+
+def pandoc_path():
+    import pypandoc
+    return pypandoc.get_pandoc_path()
+
+
+def render_page(nb_path, out_html, front, nav, css, resource_path):
+    "Render one prepared notebook to a self-contained HTML page with pandoc."
+    with tempfile.TemporaryDirectory() as tmp:
+        before = Path(tmp) / "nav.html"
+        before.write_text(nav)
+        meta = {"title": front.get("title", Path(nb_path).stem), "lang": "en"}
+        if front.get("description"): meta["subtitle"] = front["description"]
+        meta_file = Path(tmp) / "meta.yaml"
+        meta_file.write_text(yaml.safe_dump(meta))
+        cmd = [pandoc_path(), str(nb_path), "--from", "ipynb", "--to", "html5", "--standalone",
+               "--embed-resources", "--mathml", "--css", str(css), "--css", str(PREVIEW_CSS), "--metadata-file", str(meta_file),
+               "--include-before-body", str(before), "--lua-filter", str(LINK_FILTER),
+               "--resource-path", str(resource_path), "--output", str(out_html)]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode: raise RuntimeError(f"pandoc failed on {nb_path}:\n{result.stderr}")
+    return result.stderr  # pandoc's warnings, e.g. a resource it could not find
+
+
+def build_plain(out_dir, nbs_path=None):
+    "Build the plain preview into `out_dir`; returns the list of pages written."
+    from nbdev.config import get_config
+    from nbdev.quarto import refresh_quarto_yml
+    from nbdev.serve import proc_nbs
+    cfg = get_config(ROOT)
+    nbs_path = Path(nbs_path or cfg.nbs_path)
+    refresh_quarto_yml()
+    proc_path = proc_nbs(nbs_path, n_workers=0)  # what Quarto would read, in _proc/
+    out_dir = Path(out_dir)
+    if out_dir.exists(): shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    prepared = []
+    for name in chapter_order(nbs_path):
+        front, nb = prepare_notebook(json.loads((proc_path / name).read_text()))
+        href = front.get("output-file") or Path(name).with_suffix(".html").name
+        prepared.append((name, href, front, nb))
+    pages = [(href, front.get("title", href)) for _, href, front, _ in prepared]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, href, front, nb in prepared:
+            nb_file = Path(tmp) / Path(name).name
+            nb_file.write_text(json.dumps(nb))
+            warnings = render_page(nb_file, out_dir / href, front, nav_html(pages, href),
+                                   nbs_path / "styles.css", proc_path / Path(name).parent)
+            if warnings.strip(): print(f"pandoc, {name}:\n{warnings}", file=sys.stderr)
+            print(f"  {name} -> {out_dir / href}")
+    return [out_dir / href for href, _ in pages]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plain", action="store_true", help="build the pandoc preview even if Quarto is installed")
+    parser.add_argument("--out", default=None, help="output folder (default: nbdev's doc_path, _docs/)")
+    args = parser.parse_args(argv)
+    import os
+    os.chdir(ROOT)
+    if shutil.which("quarto") and not args.plain:
+        subprocess.run(["nbdev-docs"], check=True)
+        if args.out: shutil.copytree("_docs", args.out, dirs_exist_ok=True)
+        print(f"Built the site with Quarto in {args.out or '_docs'}/")
+        return
+    print("Quarto is not installed, so this builds the plain preview with pandoc: the same pages,\n"
+          f"without Quarto's theme, search or sidebar. For the full site install Quarto ({QUARTO_HELP})\n"
+          "and run this command again.")
+    out = Path(args.out or "_docs")
+    pages = build_plain(out)
+    print(f"Built {len(pages)} pages in {out}/; open {out / 'index.html'} in a browser.")
+
+
+if __name__ == "__main__":
+    main()
