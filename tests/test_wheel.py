@@ -38,10 +38,11 @@ def modules_in(wheel):
                   if n.startswith("foundations/") and n.endswith(".py"))
 
 
-def test_wheel_holds_every_module(wheel):
-    in_wheel = set(modules_in(wheel))
-    on_disk = {"foundations"} | {f"foundations.{p.stem}" for p in (ROOT / "foundations").glob("*.py")
-                                 if p.stem != "__init__"}
+def test_wheel_holds_every_module_and_data_file(wheel):
+    in_wheel = set(zipfile.ZipFile(wheel).namelist())
+    package = ROOT / "foundations"
+    on_disk = {p.relative_to(ROOT).as_posix() for p in package.rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
     assert on_disk <= in_wheel, f"missing from the wheel: {sorted(on_disk - in_wheel)}"
 
 
