@@ -77,6 +77,11 @@ def prepare_notebook(nb):
                 if "text/latex" in data and not any(k.startswith(("image/", "text/html")) for k in data):
                     data.pop("text/plain", None)
         cells.append(cell)
+        if cell["cell_type"] == "code":  # pandoc ignores text/markdown outputs: make them markdown cells
+            markdown = [o for o in cell["outputs"] if "text/markdown" in o.get("data", {})]
+            cell["outputs"] = [o for o in cell["outputs"] if o not in markdown]
+            cells += [dict(cell_type="markdown", metadata={}, source=_as_text(o["data"]["text/markdown"]))
+                      for o in markdown]
     nb["cells"] = cells
     return front, nb
 
@@ -106,7 +111,7 @@ def render_page(nb_path, out_html, front, nav, css, resource_path):
         if front.get("description"): meta["subtitle"] = front["description"]
         meta_file = Path(tmp) / "meta.yaml"
         meta_file.write_text(yaml.safe_dump(meta))
-        cmd = [pandoc_path(), str(nb_path), "--from", "ipynb", "--to", "html5", "--standalone",
+        cmd = [pandoc_path(), str(nb_path), "--from", "ipynb+markdown_in_html_blocks", "--to", "html5", "--standalone",
                "--embed-resources", "--mathml", "--css", str(css), "--css", str(PREVIEW_CSS), "--metadata-file", str(meta_file),
                "--include-before-body", str(before), "--lua-filter", str(LINK_FILTER),
                "--resource-path", str(resource_path), "--output", str(out_html)]
