@@ -44,6 +44,7 @@ def test_wheel_holds_every_module_and_data_file(wheel):
     on_disk = {p.relative_to(ROOT).as_posix() for p in package.rglob("*")
                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
     assert on_disk <= in_wheel, f"missing from the wheel: {sorted(on_disk - in_wheel)}"
+    assert "foundations/data/digits.csv.gz" in in_wheel and "foundations/data/README.md" in in_wheel
 
 
 def test_wheel_imports_in_a_clean_venv(wheel, tmp_path):
@@ -62,6 +63,8 @@ def test_wheel_imports_in_a_clean_venv(wheel, tmp_path):
         f"for name in {modules_in(wheel)!r}: importlib.import_module(name)\n"
         f"loaded = sorted(m for m in {DEV_ONLY!r} if m in sys.modules and m not in already)\n"
         "assert not loaded, f'importing foundations loaded {loaded}'\n"
+        "from foundations.training import load_digits\n"  # the shipped data set loads from the wheel
+        "x, y = load_digits(); assert x.shape == (1797, 64) and y.shape == (1797,), (x.shape, y.shape)\n"
         "import foundations; print(foundations.__version__, foundations.__file__)\n")
     out = run(python, "-c", script, cwd=tmp_path)  # not the repository: import the installed copy
     assert str(venv) in out, out

@@ -47,6 +47,17 @@ def _directives(source):
 def _as_text(value): return "".join(value) if isinstance(value, list) else value
 
 
+def _markdown_of(output):
+    "The markdown for an output pandoc would drop (text/markdown, or LaTeX without an image), else None."
+    data = output.get("data", {})
+    if any(k.startswith("image/") or k == "text/html" for k in data): return None
+    if "text/markdown" in data: return _as_text(data["text/markdown"])
+    if "text/latex" in data:
+        tex = _as_text(data["text/latex"]).strip()
+        return tex if tex.startswith("$") else f"$${tex}$$"
+    return None
+
+
 def prepare_notebook(nb):
     """Apply what Quarto would do to a processed notebook, so pandoc can render it.
 
@@ -72,16 +83,13 @@ def prepare_notebook(nb):
             cell["execution_count"] = cell.get("execution_count") or len(cells) + 1
             for out in cell["outputs"]:
                 if "execution_count" in out: out["execution_count"] = cell["execution_count"]
-                data = out.get("data", {})
-                # Prefer LaTeX (e.g. SymPy) over its plain-text twin, as Quarto does.
-                if "text/latex" in data and not any(k.startswith(("image/", "text/html")) for k in data):
-                    data.pop("text/plain", None)
         cells.append(cell)
-        if cell["cell_type"] == "code":  # pandoc ignores text/markdown outputs: make them markdown cells
-            markdown = [o for o in cell["outputs"] if "text/markdown" in o.get("data", {})]
-            cell["outputs"] = [o for o in cell["outputs"] if o not in markdown]
-            cells += [dict(cell_type="markdown", metadata={}, source=_as_text(o["data"]["text/markdown"]))
-                      for o in markdown]
+        if cell["cell_type"] == "code":
+            # pandoc drops text/markdown and text/latex outputs (e.g. show_doc, SymPy) from HTML, where
+            # Quarto shows them: put them on the page as markdown, TeX math included.
+            as_markdown = [(o, _markdown_of(o)) for o in cell["outputs"]]
+            cell["outputs"] = [o for o, md in as_markdown if md is None]
+            cells += [dict(cell_type="markdown", metadata={}, source=md) for _, md in as_markdown if md is not None]
     nb["cells"] = cells
     return front, nb
 
