@@ -9,16 +9,20 @@ __all__ = ['mse_grad', 'relu_grad', 'lin_grad', 'forward_and_backward', 'numeric
 
 # %% ../nbs/04_backprop.ipynb #a1069510
 import itertools
+import numbers
 import torch
-from .init import lin, relu, mse
+from .init import lin, relu, mse, _as_vector, _check_tensor  # chapter 3's helpers, not copies
 
 # %% ../nbs/04_backprop.ipynb #10e59f9a
 def _shape(t): return tuple(t.shape)
 
 def _add_grad(t, g):
-    "Add the gradient `g` into `t.g` (creating it on the first contribution); `g` must have `t`'s shape."
+    "Add the gradient `g` into `t.g` (creating it on the first contribution); `g` must have `t`'s shape, dtype and device."
     if g.shape != t.shape:
         raise ValueError(f"a gradient must have the shape of its tensor: got {_shape(g)} for a tensor of shape {_shape(t)}")
+    if g.dtype != t.dtype or g.device != t.device:
+        raise ValueError(f"a gradient must have the dtype and device of its tensor: got {g.dtype} on {g.device} "
+                         f"for a tensor of {t.dtype} on {t.device}")
     old = getattr(t, "g", None)
     if old is not None and old.shape != t.shape:
         raise ValueError(f"the tensor's existing .g has shape {_shape(old)}, not its own {_shape(t)}: "
@@ -40,26 +44,24 @@ def _upstream_grad(out, fn_name):
     return g
 
 # %% ../nbs/04_backprop.ipynb #ddbf7795
-def _as_vector(t):
-    "A (n, 1) column as a vector (n,); anything else unchanged."
-    return t.squeeze(-1) if t.ndim == 2 and t.shape[-1] == 1 else t
-
 def mse_grad(inp:torch.Tensor, # the predictions given to `mse`, shape (n, 1) or (n,)
              targ:torch.Tensor, # the targets, shape (n,) or (n, 1)
             ) -> None: # adds d mse / d inp into `inp.g`
     "Gradient of `mse(inp, targ)` with respect to `inp`: `2 (inp - targ) / n`, added into `inp.g`."
+    _check_tensor("inp", inp); _check_tensor("targ", targ)
     pred, target = _as_vector(inp), _as_vector(targ)
     if pred.ndim != 1 or pred.shape != target.shape:
         raise ValueError(f"mse_grad expects inp of shape (n, 1) or (n,) and targ of shape (n,) with the same n; "
                          f"got inp {_shape(inp)} and targ {_shape(targ)}")
     n = pred.shape[0]
-    _add_grad(inp, (2 * (pred - target) / n).reshape(inp.shape))
+    _add_grad(inp, (2 * (pred - target) / n).to(inp.dtype).reshape(inp.shape))   # in inp's dtype, whatever targ's
 
 # %% ../nbs/04_backprop.ipynb #6c934ba6
 def relu_grad(inp:torch.Tensor, # the input given to `relu`
               out:torch.Tensor, # its output `relu(inp)`, holding the upstream gradient `out.g`
              ) -> None: # adds d loss / d inp into `inp.g`
     "Gradient through `out = relu(inp)`: `out.g` where `inp > 0`, zero elsewhere, added into `inp.g`."
+    _check_tensor("inp", inp); _check_tensor("out", out)
     if inp.shape != out.shape:
         raise ValueError(f"relu_grad expects inp and out of one shape; got inp {_shape(inp)} and out {_shape(out)}")
     _add_grad(inp, _upstream_grad(out, "relu_grad") * (inp > 0))
@@ -71,11 +73,15 @@ def lin_grad(inp:torch.Tensor, # the input given to `lin`, shape (n, n_in) (or (
              b:torch.Tensor, # the bias, shape (n_out,)
             ) -> None: # adds the gradients into `inp.g`, `w.g` and `b.g`
     "Gradients through `out = inp @ w + b`, added into `inp.g` (`out.g @ w.T`), `w.g` (`inp.T @ out.g`) and `b.g` (`out.g` summed over the batch)."
+    for name, t in (("inp", inp), ("out", out), ("w", w), ("b", b)): _check_tensor(name, t)
     if w.ndim != 2 or b.shape != w.shape[1:] or inp.ndim < 1 or inp.shape[-1] != w.shape[0] \
             or out.shape != inp.shape[:-1] + w.shape[1:]:
         raise ValueError(f"lin_grad expects inp (n, n_in), out (n, n_out), w (n_in, n_out) and b (n_out,); "
                          f"got inp {_shape(inp)}, out {_shape(out)}, w {_shape(w)}, b {_shape(b)}")
     g = _upstream_grad(out, "lin_grad")
+    if not (inp.dtype == g.dtype == w.dtype == b.dtype) or not (inp.device == g.device == w.device == b.device):
+        raise ValueError(f"lin_grad needs inp, out.g, w and b on one dtype and one device; got dtypes {inp.dtype}, "
+                         f"{g.dtype}, {w.dtype}, {b.dtype} and devices {inp.device}, {g.device}, {w.device}, {b.device}")
     _add_grad(inp, g @ w.T)
     inp_rows, g_rows = inp.reshape(-1, w.shape[0]), g.reshape(-1, w.shape[1])  # (n, n_in) and (n, n_out)
     _add_grad(w, inp_rows.T @ g_rows)
@@ -122,10 +128,14 @@ def numerical_grad(f, # a function of no arguments that reads `x` and returns a 
     is_numpy = type(x).__module__ == "numpy" and type(x).__name__ == "ndarray"
     t = torch.from_numpy(x) if is_numpy else x   # shares memory: writes to t are seen through x
     if not isinstance(t, torch.Tensor): raise TypeError(f"x must be a torch.Tensor or a NumPy array, not {type(x).__name__}")
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
     if t.dtype != torch.float64:
         raise TypeError(f"numerical_grad needs x in float64 (got {t.dtype}): a step of {eps:g} is lost to "
                         "rounding in lower precision; convert x and what f reads with .double()")
-    if not eps > 0: raise ValueError(f"eps must be a positive number, got {eps!r}")
+    if any(stride == 0 and size > 1 for size, stride in zip(t.shape, t.stride())):
+        raise ValueError(f"x of shape {_shape(t)} is an expanded view whose entries share memory, so moving one would "
+                         "move others; let f read a copy that owns its entries (x.clone()) and pass that")
     grad = torch.empty(t.shape, dtype=torch.float64, device=t.device)
     for idx in itertools.product(*(range(size) for size in t.shape)):
         original = t[idx].item()

@@ -83,7 +83,10 @@ def normalize(x:torch.Tensor, # images shaped (..., channels, height, width), fl
     n_channels = x.shape[-3]
     stats = {}
     for name, value in (("mean", mean), ("std", std)):
-        value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+        try: value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"normalize expects {name} to be a number, a sequence of numbers or a tensor, "
+                            f"not {type(value).__name__}: {value!r}") from None
         if value.shape not in ((), (n_channels,)):
             raise ValueError(f"{name} needs one value per channel, shape ({n_channels},) for x of shape "
                              f"{tuple(x.shape)}, but has shape {tuple(value.shape)}")
@@ -149,14 +152,18 @@ def speed_ladder(n:int=5,              # rows of the left matrix (the running ex
                  seed:int=0,           # seed for the random inputs
                 ) -> list:             # one dict per way, in the order of `methods` (`@` last if not listed)
     "Time the book's matrix products on one random `(n, k) @ (k, m)` product; `@` is always timed, as the reference."
+    if isinstance(methods, str): methods = (methods,)   # one way, given by its name
     unknown = [name for name in methods if name not in _LADDER]
     if unknown: raise ValueError(f"unknown methods {unknown}; choose from {list(_LADDER)}")
     if not all(isinstance(size, int) and size > 0 for size in (n, k, m)):
         raise ValueError(f"n, k and m must be positive ints, got {(n, k, m)}")
-    if not dtype.is_floating_point: raise TypeError(f"speed_ladder needs a floating-point dtype, got {dtype}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"speed_ladder needs a floating-point torch dtype, got {dtype!r}")
     if threads is not None and not (isinstance(threads, int) and threads > 0):
         raise ValueError(f"threads must be a positive int or None, got {threads!r}")
     device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"speed_ladder was asked to run on {device}, but this machine has no CUDA device")
     names = list(dict.fromkeys(methods)) + ([] if "@" in methods else ["@"])
     generator = torch.Generator().manual_seed(seed)
     a = torch.randn(n, k, generator=generator, dtype=dtype).to(device)
@@ -196,6 +203,7 @@ def _format_ratio(ratio):
 def ladder_table(rows:list, # the rows returned by one call of `speed_ladder`
                 ) -> str:   # a caption line and a Markdown table
     "The speed ladder as a Markdown table: Python steps, median time, and how it compares with `@` (and the loops, if timed)."
+    if not rows: raise ValueError("ladder_table needs the rows returned by one call of speed_ladder, got none")
     first = rows[0]
     machine = first["machine"]
     if not first["device"].startswith("cuda"):   # CPU threads matter only for CPU timings

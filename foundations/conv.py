@@ -34,6 +34,8 @@ def _check_images(x):
     if x.ndim != 4:
         raise ValueError(f"x must be a batch of images of shape (N, C, H, W), a 4-D tensor, "
                          f"but x has shape {tuple(x.shape)}")
+    if 0 in x.shape[1:]:
+        raise ValueError(f"x must have at least one channel, row and column, but x has shape {tuple(x.shape)}")
 
 def _conv_geometry(x, kernel_size, stride, padding):
     "Check the sizes of a convolution over `x`; return (kH, kW), (sH, sW), (pH, pW) and (H_out, W_out)."
@@ -119,6 +121,8 @@ class Conv2dUnfold(nn.Module):
                  generator:torch.Generator|None=None, # random source, for reproducible weights
                 ):
         super().__init__()
+        for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if not _is_int(n) or n < 1: raise ValueError(f"{name} must be a positive integer, got {n!r}")
         kh, kw = _pair(kernel_size, "kernel_size", 1)
         self.stride, self.padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
         fan_in = in_channels * kh * kw
@@ -137,7 +141,7 @@ class Conv2dUnfold(nn.Module):
 
 # %% ../nbs/07_conv.ipynb #d1cda5bf
 class DigitsCNN(nn.Module):
-    "A small CNN for 8x8 digits: three 3x3 convolutions with ReLU, a mean over positions, a 1x1 convolution."
+    "A small CNN for 8x8 digits: three 3x3 convolutions with ReLU (the second with stride 2), a mean over positions, a 1x1 convolution."
     def __init__(self,
                  n_classes:int=10, # number of outputs (logits)
                  channels:tuple[int, int, int]=(16, 32, 64), # output channels of the three 3x3 convolutions
@@ -147,11 +151,13 @@ class DigitsCNN(nn.Module):
                  generator:torch.Generator|None=None, # random source, for reproducible weights
                 ):
         super().__init__()
+        if not isinstance(channels, (tuple, list)) or len(channels) != 3:
+            raise ValueError(f"channels must be three ints, the output channels of the three convolutions, got {channels!r}")
         c1, c2, c3 = channels
         options = dict(dtype=dtype, device=device, generator=generator)
         self.convs = nn.ModuleList([Conv2dUnfold(1, c1, 3, padding=1, **options),
-                                    Conv2dUnfold(c1, c2, 3, padding=1, **options),
-                                    Conv2dUnfold(c2, c3, 3, stride=2, padding=1, **options)])
+                                    Conv2dUnfold(c1, c2, 3, stride=2, padding=1, **options),
+                                    Conv2dUnfold(c2, c3, 3, padding=1, **options)])
         self.classifier = Conv2dUnfold(c3, n_classes, 1, **options)  # a linear layer on the 1x1 map
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:

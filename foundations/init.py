@@ -69,7 +69,7 @@ def activation_stds(x:torch.Tensor, # the input batch (n, width), or a stack of 
 # %% ../nbs/03_init.ipynb #4ef84d22
 def relu(x:torch.Tensor, # any tensor
         ) -> torch.Tensor: # max(x, 0) elementwise: same shape, dtype and device
-    "The rectified linear unit: negative entries become zero, the others pass through unchanged."
+    "The rectified linear unit, `x.clamp_min(0)`: negative entries become zero, the others pass through unchanged."
     _check_tensor("x", x)
     return x.clamp_min(0)
 
@@ -84,7 +84,8 @@ def _normal_weights(n_in, n_out, std_of_fan_in, dtype, device, generator):
     "Normal weights of shape (n_in, n_out) with standard deviation `std_of_fan_in(n_in)`."
     n_in, n_out = _check_size("n_in", n_in), _check_size("n_out", n_out)
     dtype = torch.get_default_dtype() if dtype is None else dtype
-    if not dtype.is_floating_point: raise TypeError(f"weights need a floating-point dtype, got {dtype}")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"weights need a floating-point dtype such as torch.float32, got {dtype!r}")
     w = torch.randn(n_in, n_out, dtype=dtype, device=device, generator=generator)
     return w.mul_(std_of_fan_in(n_in))
 

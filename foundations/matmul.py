@@ -16,6 +16,9 @@ def neuron(inputs,  # the input values x_1 ... x_n: a list of numbers or a 1-D t
            weights, # one weight per input, in the same order
            bias):   # a single number added to the weighted sum
     "One artificial neuron: the sum of `inputs` times `weights`, plus `bias` (no activation)."
+    for name, values in (("inputs", inputs), ("weights", weights)):
+        if getattr(values, "ndim", 1) != 1:   # a tensor or array must be a vector, not a batch
+            raise ValueError(f"neuron expects 1-D {name}, but {name} has shape {tuple(values.shape)}")
     if len(inputs) != len(weights):
         raise ValueError(f"neuron needs one weight per input, got {len(inputs)} inputs and {len(weights)} weights")
     return sum(x * w for x, w in zip(inputs, weights)) + bias

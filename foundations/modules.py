@@ -163,6 +163,8 @@ class LinearLayer(nn.Module):
         n_out, n_in = self.weight.shape
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"LinearLayer expects a torch.Tensor, not {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"LinearLayer expects floating-point inputs, got {x.dtype}: convert them first, e.g. x.float()")
         if x.ndim == 0 or x.shape[-1] != n_in:
             raise ValueError(f"LinearLayer({n_in}, {n_out}) expects inputs of shape (..., {n_in}), "
                              f"got {tuple(x.shape)}")

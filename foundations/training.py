@@ -12,6 +12,7 @@ __all__ = ['load_digits', 'train_valid_split', 'read_idx', 'load_mnist', 'logsum
 import csv, gzip, math, sys, zlib
 from importlib.resources import files
 from pathlib import Path
+from typing import Callable
 import torch
 
 # %% ../nbs/06_training.ipynb #c79f4484
@@ -230,8 +231,8 @@ def shuffled_batches(n:int, # how many samples
     return torch.randperm(n, generator=generator).to(device).split(batch_size)
 
 # %% ../nbs/06_training.ipynb #68d0a5da
-def fit(step, # step(xb, yb): one update of the weights on a minibatch; returns its loss (a 0-d tensor)
-        predict, # predict(x): the model's scores (n, n_classes) for a batch, without training
+def fit(step:Callable, # step(xb, yb): one update of the weights on a minibatch; returns its loss (a 0-d tensor)
+        predict:Callable, # predict(x): the model's scores (n, n_classes) for a batch, without training
         x_train:torch.Tensor, # training inputs, one row per sample
         y_train:torch.Tensor, # their classes, integers, shape (n,)
         x_valid:torch.Tensor, # validation inputs, never trained on
@@ -239,19 +240,27 @@ def fit(step, # step(xb, yb): one update of the weights on a minibatch; returns 
         n_epochs:int, # passes over the training data
         batch_size:int=32, # samples per minibatch
         generator:torch.Generator|None=None, # random source of the shuffles, for reproducible runs
-        progress=None, # wraps the range of epochs for display, e.g. fastprogress's `progress_bar`
+        progress:Callable|None=None, # wraps the range of epochs for display, e.g. fastprogress's `progress_bar`
        ) -> dict[str, list[float]]: # per epoch: "train_loss", "valid_loss" and "valid_acc"
     "Train a classifier on shuffled minibatches; after each epoch, measure loss and accuracy on the validation set."
-    if x_train.shape[0] != y_train.shape[0] or x_valid.shape[0] != y_valid.shape[0]:
+    for name, t in (("x_train", x_train), ("y_train", y_train), ("x_valid", x_valid), ("y_valid", y_valid)):
+        _check_tensor(name, t)
+    if (any(t.ndim == 0 for t in (x_train, y_train, x_valid, y_valid))
+            or x_train.shape[0] != y_train.shape[0] or x_valid.shape[0] != y_valid.shape[0]):
         raise ValueError(f"inputs and targets need the same number of rows; got x_train {tuple(x_train.shape)}, "
                          f"y_train {tuple(y_train.shape)}, x_valid {tuple(x_valid.shape)}, "
                          f"y_valid {tuple(y_valid.shape)}")
+    if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1:
+        raise ValueError(f"n_epochs must be a positive integer, got {n_epochs!r}")
     history = {"train_loss": [], "valid_loss": [], "valid_acc": []}
     epochs = range(n_epochs) if progress is None else progress(range(n_epochs))
     for _ in epochs:
         total = torch.zeros((), dtype=torch.float64, device=x_train.device)
         for idx in shuffled_batches(x_train.shape[0], batch_size, generator, device=x_train.device):
-            total += step(x_train[idx], y_train[idx]).detach() * len(idx)
+            loss = step(x_train[idx], y_train[idx])
+            if not isinstance(loss, torch.Tensor):
+                raise TypeError(f"step(xb, yb) must return the minibatch's loss as a tensor, not {type(loss).__name__}")
+            total += loss.detach() * len(idx)
         with torch.no_grad(): scores = predict(x_valid)
         history["train_loss"].append(total.item() / x_train.shape[0])
         history["valid_loss"].append(cross_entropy(scores, y_valid).item())
