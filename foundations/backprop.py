@@ -12,36 +12,9 @@ import itertools
 import numbers
 import torch
 from .init import lin, relu, mse, _as_vector, _check_tensor  # chapter 3's helpers, not copies
+from .core import add_grad, zero_grads, upstream_grad
 
-# %% ../nbs/04_backprop.ipynb #10e59f9a
 def _shape(t): return tuple(t.shape)
-
-def _add_grad(t, g):
-    "Add the gradient `g` into `t.g` (creating it on the first contribution); `g` must have `t`'s shape, dtype and device."
-    if g.shape != t.shape:
-        raise ValueError(f"a gradient must have the shape of its tensor: got {_shape(g)} for a tensor of shape {_shape(t)}")
-    if g.dtype != t.dtype or g.device != t.device:
-        raise ValueError(f"a gradient must have the dtype and device of its tensor: got {g.dtype} on {g.device} "
-                         f"for a tensor of {t.dtype} on {t.device}")
-    old = getattr(t, "g", None)
-    if old is not None and old.shape != t.shape:
-        raise ValueError(f"the tensor's existing .g has shape {_shape(old)}, not its own {_shape(t)}: "
-                         "clear stale gradients (set .g = None) before a backward pass")
-    t.g = g if old is None else old + g
-
-def _zero_grads(*tensors):
-    "Forget the gradients of an earlier backward pass, so that the next one starts from zero."
-    for t in tensors: t.g = None
-
-def _upstream_grad(out, fn_name):
-    "The gradient of the loss with respect to `out`, which the step after this one must have stored."
-    g = getattr(out, "g", None)
-    if g is None:
-        raise ValueError(f"{fn_name} needs out.g, the gradient of the loss with respect to this step's output; "
-                         "call the gradient function of the step after this one first")
-    if g.shape != out.shape:
-        raise ValueError(f"out.g has shape {_shape(g)} but out has shape {_shape(out)}")
-    return g
 
 # %% ../nbs/04_backprop.ipynb #ddbf7795
 def mse_grad(inp:torch.Tensor, # the predictions given to `mse`, shape (n, 1) or (n,)
@@ -54,7 +27,7 @@ def mse_grad(inp:torch.Tensor, # the predictions given to `mse`, shape (n, 1) or
         raise ValueError(f"mse_grad expects inp of shape (n, 1) or (n,) and targ of shape (n,) with the same n; "
                          f"got inp {_shape(inp)} and targ {_shape(targ)}")
     n = pred.shape[0]
-    _add_grad(inp, (2 * (pred - target) / n).to(inp.dtype).reshape(inp.shape))   # in inp's dtype, whatever targ's
+    add_grad(inp, (2 * (pred - target) / n).to(inp.dtype).reshape(inp.shape))   # in inp's dtype, whatever targ's
 
 # %% ../nbs/04_backprop.ipynb #6c934ba6
 def relu_grad(inp:torch.Tensor, # the input given to `relu`
@@ -64,7 +37,7 @@ def relu_grad(inp:torch.Tensor, # the input given to `relu`
     _check_tensor("inp", inp); _check_tensor("out", out)
     if inp.shape != out.shape:
         raise ValueError(f"relu_grad expects inp and out of one shape; got inp {_shape(inp)} and out {_shape(out)}")
-    _add_grad(inp, _upstream_grad(out, "relu_grad") * (inp > 0))
+    add_grad(inp, upstream_grad(out, "relu_grad") * (inp > 0))
 
 # %% ../nbs/04_backprop.ipynb #9a307efb
 def lin_grad(inp:torch.Tensor, # the input given to `lin`, shape (n, n_in) (or (..., n_in))
@@ -78,14 +51,14 @@ def lin_grad(inp:torch.Tensor, # the input given to `lin`, shape (n, n_in) (or (
             or out.shape != inp.shape[:-1] + w.shape[1:]:
         raise ValueError(f"lin_grad expects inp (n, n_in), out (n, n_out), w (n_in, n_out) and b (n_out,); "
                          f"got inp {_shape(inp)}, out {_shape(out)}, w {_shape(w)}, b {_shape(b)}")
-    g = _upstream_grad(out, "lin_grad")
+    g = upstream_grad(out, "lin_grad")
     if not (inp.dtype == g.dtype == w.dtype == b.dtype) or not (inp.device == g.device == w.device == b.device):
         raise ValueError(f"lin_grad needs inp, out.g, w and b on one dtype and one device; got dtypes {inp.dtype}, "
                          f"{g.dtype}, {w.dtype}, {b.dtype} and devices {inp.device}, {g.device}, {w.device}, {b.device}")
-    _add_grad(inp, g @ w.T)
+    add_grad(inp, g @ w.T)
     inp_rows, g_rows = inp.reshape(-1, w.shape[0]), g.reshape(-1, w.shape[1])  # (n, n_in) and (n, n_out)
-    _add_grad(w, inp_rows.T @ g_rows)
-    _add_grad(b, g_rows.sum(0))
+    add_grad(w, inp_rows.T @ g_rows)
+    add_grad(b, g_rows.sum(0))
 
 # %% ../nbs/04_backprop.ipynb #aa4c753d
 def forward_and_backward(inp:torch.Tensor, # the input batch, shape (n, n_in)
@@ -103,7 +76,7 @@ def forward_and_backward(inp:torch.Tensor, # the input batch, shape (n, n_in)
         out = lin(l2, w2, b2)
         loss = mse(out, targ)
         # backward: from the loss to the input, each step from the gradient of its output
-        _zero_grads(inp, w1, b1, w2, b2)
+        zero_grads(inp, w1, b1, w2, b2)
         mse_grad(out, targ)
         lin_grad(l2, out, w2, b2)
         relu_grad(l1, l2)

@@ -12,7 +12,8 @@ import operator, platform
 import torch
 
 # %% ../nbs/02_broadcasting.ipynb #10af06f0
-from .matmul import check_matmul_args, median_time, matmul_loops, matmul_elementwise
+from .matmul import check_matmul_args, matmul_loops, matmul_elementwise
+from .timing import median_time
 
 # %% ../nbs/02_broadcasting.ipynb #81b65c01
 def _as_shape(shape):

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 # %% ../nbs/06_training.ipynb #c79f4484
-from .backprop import _add_grad
+from .core import add_grad
 from .modules import LayerFunction
 
 # %% ../nbs/06_training.ipynb #a5482efa
@@ -202,7 +202,7 @@ def cross_entropy_grad(inp:torch.Tensor, # the scores (logits) that went into th
     "Gradient of `cross_entropy(inp, targ)` for `inp`: `(softmax(inp) - one_hot(targ)) / n`, added into `inp.g`."
     _check_classification(inp, targ)
     n, n_classes = inp.shape
-    _add_grad(inp, (softmax(inp) - torch.nn.functional.one_hot(targ.long(), n_classes)) / n)
+    add_grad(inp, (softmax(inp) - torch.nn.functional.one_hot(targ.long(), n_classes)) / n)
 
 # %% ../nbs/06_training.ipynb #c503d944
 class CrossEntropy(LayerFunction):

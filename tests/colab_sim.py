@@ -1,0 +1,192 @@
+"""A stock Google Colab runtime, simulated, for `tests/test_colab.py`.
+
+- `base_env()` builds, once, a virtual environment with Colab's versions of what the book touches
+  (`tests/colab_packages.txt`), plus a stand-in `google.colab` package that is imported at every
+  interpreter start-up (a `.pth` file), as it is on Colab. It lives in a cache folder outside the
+  repository, named by a hash of the package list and the Python version, so it survives between
+  runs and is rebuilt when the list changes.
+- `run_notebook()` makes a fresh copy of that environment for one notebook (`cp -al`: hard links,
+  seconds; pip replaces files rather than editing them, so the base stays intact), puts the
+  notebook alone in an empty working folder (as Colab does when it opens a notebook from GitHub),
+  makes the freshly built wheel installable by name (`PIP_FIND_LINKS`), and runs every cell with a
+  real kernel of that environment, the setup cell included: its `pip install "nn-foundations[book]"`
+  really runs, against the package index for everything but our own wheel.
+
+Cells that nbdev's test runner skips are skipped here too: `#| eval: false` and the flags in
+`tst_flags` (`notest`).
+"""
+import fcntl, hashlib, json, os, platform, shutil, subprocess, sys, time
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PACKAGES = HERE / "colab_packages.txt"
+RUNNER = HERE / "colab_run_notebook.py"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nn-foundations"
+CELL_TIMEOUT = 300   # seconds for one cell, setup cell included
+
+FAKE_COLAB = '"""Stand-in for Colab\'s own `google.colab`: the simulation needs it importable and imported."""\n'
+
+
+def _run(*cmd, **kw):
+    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n"
+                           f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+def pinned_packages(path=PACKAGES):
+    "The `name==version` lines of the package list, in order (torch first)."
+    lines = [l.split("#", 1)[0].strip() for l in path.read_text().splitlines()]
+    return [l for l in lines if l]
+
+
+def base_key():
+    "What names the cached base environment: the package list and the Python that builds it."
+    text = PACKAGES.read_text() + sys.version + platform.machine() + FAKE_COLAB
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@contextmanager
+def _locked(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def site_packages(venv):
+    return Path(_run(venv / "bin" / "python", "-c",
+                     "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip())
+
+
+def base_env():
+    "The cached Colab-like environment: `(path, seconds spent building it now, 0 if cached)`."
+    venv = CACHE / f"colab-base-{base_key()}"
+    done = venv / "colab-base-complete"
+    with _locked(CACHE / f"colab-base-{base_key()}.lock"):
+        if done.exists(): return venv, 0.0
+        start = time.perf_counter()
+        shutil.rmtree(venv, ignore_errors=True)
+        _run(sys.executable, "-m", "venv", venv)
+        python = venv / "bin" / "python"
+        torch, *rest = pinned_packages()
+        assert torch.startswith("torch=="), f"{PACKAGES}: the first package must be torch, not {torch}"
+        _run(python, "-m", "pip", "install", "-q", torch)       # first, so nothing pulls another build
+        _run(python, "-m", "pip", "install", "-q", *rest)
+        colab = site_packages(venv) / "google" / "colab"
+        colab.mkdir(parents=True)
+        (colab / "__init__.py").write_text(FAKE_COLAB)
+        # A .pth line starting with `import` runs at every start-up of this Python, kernels included.
+        (colab.parent.parent / "colab_sim.pth").write_text("import google.colab\n")
+        freeze = _run(python, "-m", "pip", "list", "--format=freeze")
+        (venv / "colab-base-freeze.txt").write_text(freeze)
+        done.write_text("")
+        return venv, time.perf_counter() - start
+
+
+def build_wheel(out):
+    "Build the project's wheel into folder `out` (no dependencies, no isolation) and return its path."
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", out, HERE.parent)
+    (wheel,) = Path(out).glob("nn_foundations-*.whl")
+    return wheel
+
+
+def directives(source):
+    "nbdev's cell directives (`#| key: value` lines at the top of a cell) as `{key: [values]}`."
+    found = {}
+    for line in source.splitlines():
+        line = line.strip()
+        if not line: continue
+        if not line.startswith("#|"): break
+        key, *values = line[2:].split() or [""]
+        found[key.rstrip(":").lower()] = values
+    return found
+
+
+def skipped(source, flags):
+    "Does nbdev's test runner skip this code cell? (`#| eval: false`, or a flag from `tst_flags`.)"
+    d = directives(source)
+    if (d.get("eval") or ["true"])[0].lower() in ("false", "no", "0"): return True
+    return bool(set(flags) & set(d))
+
+
+def prepare(notebook, dest, flags):
+    "Copy `notebook` to `dest` with the cells nbdev-test skips turned into raw cells; their indices."
+    nb = json.loads(Path(notebook).read_text())
+    skip = []
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code" and skipped("".join(cell["source"]), flags):
+            nb["cells"][i] = {"cell_type": "raw", "metadata": {}, "source": cell["source"]}
+            skip.append(i)
+    Path(dest).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return skip
+
+
+def clean_env(venv, wheels, jupyter, runtime):
+    "The environment of the simulated runtime: its own Python first, our wheel findable by name."
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "JUPYTER", "IPYTHON", "MPL"))
+           and k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "IN_TEST", "CONDA_PREFIX")}
+    path = [p for p in env.get("PATH", "").split(os.pathsep)
+            if p and Path(p).resolve() != Path(sys.executable).parent.resolve()]
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), *path])
+    env["VIRTUAL_ENV"] = str(venv)
+    # Our wheel first; any folders of wheels this machine already uses stay (pip reads the variable
+    # as a space-separated list, and it replaces pip's configured find-links).
+    env["PIP_FIND_LINKS"] = " ".join([str(wheels), *os.environ.get("PIP_FIND_LINKS", "").split()])
+    env["PIP_NO_INPUT"] = "1"
+    env["JUPYTER_PATH"] = str(jupyter)          # the kernelspec below, before any other
+    env["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    return env
+
+
+def run_notebook(notebook, base, wheel, flags, keep=False):
+    """Run `notebook` on a fresh copy of the `base` environment; return a dict: `ok`, `seconds`,
+    `setup_seconds` (the setup cell), `skipped` cells, `installed` (what the setup cell added or
+    changed, `name==version`), and for a failure the failing `cell`, its `source` and `message`."""
+    start = time.perf_counter()
+    run_dir = CACHE / "colab-runs" / f"{os.getpid()}-{Path(notebook).stem}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    try:
+        venv, content, jupyter, runtime = (run_dir / n for n in ("venv", "content", "jupyter", "runtime"))
+        _run("cp", "-al", base, venv)
+        for d in (content, runtime): d.mkdir()
+        spec = jupyter / "kernels" / "python3"
+        spec.mkdir(parents=True)
+        (spec / "kernel.json").write_text(json.dumps({
+            "argv": [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (simulated Colab)", "language": "python"}))
+        nb_copy = content / Path(notebook).name
+        skip = prepare(notebook, nb_copy, flags)
+        out = run_dir / "result.json"
+        proc = subprocess.run([str(venv / "bin" / "python"), str(RUNNER), str(nb_copy), str(out),
+                               str(CELL_TIMEOUT)], cwd=content, capture_output=True, text=True,
+                              env=clean_env(venv, wheel.parent, jupyter, runtime))
+        if not out.exists():
+            return dict(ok=False, seconds=time.perf_counter() - start, cell=None, source="",
+                        message=f"the runner stopped ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        result = json.loads(out.read_text())
+        before = dict(l.split("==", 1) for l in (base / "colab-base-freeze.txt").read_text().split()
+                      if "==" in l)
+        before = {canonical(k): v for k, v in before.items()}
+        after = {canonical(k): v for k, v in result.pop("distributions").items()}
+        result["installed"] = sorted(f"{k}=={v}" for k, v in after.items() if before.get(k) != v)
+        nb = json.loads(nb_copy.read_text())
+        setup = next((i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+                      and "google.colab" in "".join(c["source"])), None)
+        result["setup_seconds"] = dict(result["cells"]).get(setup, 0.0)
+        result["skipped"] = skip
+        result["seconds"] = time.perf_counter() - start
+        return result
+    finally:
+        if not keep: shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def canonical(name):
+    "A distribution name as pip compares them (`Jupyter_Client` and `jupyter-client` are one)."
+    return name.lower().replace("_", "-").replace(".", "-")
