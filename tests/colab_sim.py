@@ -95,6 +95,14 @@ def build_wheel(out):
     return wheel
 
 
+def tst_flags():
+    "The flags whose cells nbdev-test skips (`tst_flags` in pyproject.toml's `[tool.nbdev]`)."
+    try: import tomllib
+    except ModuleNotFoundError: import tomli as tomllib   # Python 3.10
+    settings = tomllib.loads((HERE.parent / "pyproject.toml").read_text())
+    return settings.get("tool", {}).get("nbdev", {}).get("tst_flags", "notest").split()
+
+
 def directives(source):
     "nbdev's cell directives (`#| key: value` lines at the top of a cell) as `{key: [values]}`."
     found = {}

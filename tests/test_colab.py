@@ -1,0 +1,186 @@
+"""Every notebook runs on a stock Colab runtime: a simulation of one, per notebook.
+
+`test_notebook_on_colab` (marker `colab`; `pytest -m "not colab"` leaves it out) builds the
+project's wheel, takes a cached virtual environment with Colab's versions of what the book touches
+(`tests/colab_packages.txt`: IPython 7.34, ipykernel 6.17, numpy 2.1, fastcore 2.2.12, no nbdev, no
+hypothesis; Python 3.11 and torch 2.13.0 stand in for Colab's, see that file), and for each
+notebook a fresh copy of it where `google.colab` is already imported, as on Colab. The notebook,
+alone in an empty folder, then runs top to bottom with a real kernel, its setup cell included: that
+cell's `pip install "nn-foundations[book]"` takes our wheel by name from `PIP_FIND_LINKS` and the
+rest from the package index. Cells that nbdev-test skips (`#| eval: false`, `notest`) are skipped.
+The notebooks run two at a time (`COLAB_WORKERS`); a closing section of pytest's report gives the
+time of each one and what the setup cell installed. See `tests/colab_sim.py` for the machinery.
+
+The other tests here are quick: the setup cell is the same in every notebook and installs by name,
+the simulation skips the cells nbdev skips, and the release's version check works both ways.
+"""
+import json, os, re, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import colab_sim
+from conftest import ROOT, NBS
+
+SETUP_CELL = 2          # index of the hidden Colab setup cell in every notebook
+WORKERS = int(os.environ.get("COLAB_WORKERS", "2"))
+
+
+def book_notebooks():
+    """Every notebook a reader can open in Colab: `nbs/` (sub-folders too, e.g. exercises) and an
+    `exercises/` folder at the root if there is one; `_`- and `.`-folders (`_proc/`) are not."""
+    found = list(NBS.rglob("*.ipynb"))
+    if (ROOT / "exercises").is_dir(): found += (ROOT / "exercises").rglob("*.ipynb")
+    found = [p for p in found
+             if not any(part.startswith(("_", ".")) for part in p.relative_to(ROOT).parts[:-1])]
+    return sorted(found, key=lambda p: (p.name != "index.ipynb", p.relative_to(ROOT).as_posix()))
+
+
+def name(path): return path.relative_to(NBS).as_posix() if NBS in path.parents else path.relative_to(ROOT).as_posix()
+
+
+def cells(path): return json.loads(path.read_text())["cells"]
+
+
+def source(cell): return "".join(cell["source"])
+
+
+# --- quick checks (not the simulation) ---------------------------------------------------------
+
+def test_setup_cell_is_the_same_everywhere_and_installs_by_name(project):
+    extras = project.get("optional-dependencies", {})
+    reference = source(cells(NBS / "index.ipynb")[SETUP_CELL])
+    installs = re.findall(r'"(nn-foundations\[(\w+)\])"', reference)
+    assert installs, f"the setup cell installs no `nn-foundations[...]`:\n{reference}"
+    for spec, extra in installs:
+        assert extra in extras, f"the setup cell installs {spec}, but pyproject.toml has no extra {extra!r}"
+    assert project["name"] == "nn-foundations"
+    assert reference.startswith("#| hide"), "the setup cell must stay hidden on the site"
+    assert '"google.colab" in sys.modules' in reference, "the setup cell must act on Colab only"
+    assert not re.search(r"git\+|https?://|github", reference), f"install by name, not from a URL:\n{reference}"
+    differ = [name(p) for p in book_notebooks()
+              if len(cells(p)) <= SETUP_CELL or source(cells(p)[SETUP_CELL]) != reference]
+    assert not differ, f"cell {SETUP_CELL} differs from index.ipynb's setup cell in: {differ}"
+
+
+def test_book_extra_covers_what_the_notebooks_import(project):
+    "Every top-level module a notebook imports is the library's, the standard library's, or declared."
+    provided = {"foundations", "torch", "numpy", "IPython"}   # the package itself, its dependencies, Jupyter
+    provided |= {re.split(r"[<>=!~;\[ ]", r)[0].lower() for r in project["optional-dependencies"]["book"]}
+    missing = {}
+    for p in book_notebooks():
+        for cell in cells(p):
+            if cell["cell_type"] != "code": continue
+            for m in re.finditer(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", source(cell), re.M):
+                top = m[1]
+                if top in sys.stdlib_module_names or top in provided or top.lower() in provided: continue
+                missing.setdefault(top, set()).add(name(p))
+    assert not missing, f"imported by notebooks but neither in the `book` extra nor the library's dependencies: {missing}"
+
+
+def test_simulation_skips_what_nbdev_test_skips():
+    flags = ["notest"]
+    assert colab_sim.skipped("#| eval: false\nx = 1", flags)
+    assert colab_sim.skipped("#|eval: False\nx = 1", flags)
+    assert colab_sim.skipped("#| hide\n#| notest\nx = 1", flags)
+    assert not colab_sim.skipped("#| hide\nx = 1", flags)
+    assert not colab_sim.skipped("#| eval: true\nx = 1", flags)
+    assert not colab_sim.skipped("x = 1\n#| eval: false", flags)   # a directive only counts at the top
+    assert not colab_sim.skipped("# eval: false\nx = 1", flags)
+
+
+def test_colab_package_list_is_pinned():
+    pins = colab_sim.pinned_packages()
+    assert pins[0].startswith("torch=="), "torch must come first: it is installed before the rest"
+    bad = [p for p in pins if not re.fullmatch(r"[A-Za-z0-9_.\-]+==[0-9][\w.+]*", p)]
+    assert not bad, f"every line of {colab_sim.PACKAGES.name} must pin one version: {bad}"
+    assert "ipython==7.34.0" in [p.lower() for p in pins], "Colab's IPython is 7.34"
+
+
+def test_release_version_check_both_ways(tmp_path):
+    script = ROOT / "tools" / "check_release_version.py"
+    version = re.search(r'__version__\s*=\s*"([^"]+)"', (ROOT / "foundations" / "__init__.py").read_text())[1]
+    check = lambda *args: subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    good = check(f"v{version}")
+    assert good.returncode == 0, good.stdout + good.stderr
+    bad = check(f"v{version}.post9")
+    assert bad.returncode != 0 and version in bad.stderr, bad.stdout + bad.stderr
+    # built files must carry the same version
+    dist = tmp_path / "dist"; dist.mkdir()
+    (dist / f"nn_foundations-{version}-py3-none-any.whl").write_text("")
+    (dist / f"nn_foundations-{version}.tar.gz").write_text("")
+    assert check(f"v{version}", "--dist", str(dist)).returncode == 0
+    (dist / "nn_foundations-0.0.0.dev1.tar.gz").write_text("")
+    stale = check(f"v{version}", "--dist", str(dist))
+    assert stale.returncode != 0 and "0.0.0.dev1" in stale.stderr, stale.stderr
+
+
+# --- the simulation ----------------------------------------------------------------------------
+
+class ColabReport:
+    "Closing section of pytest's report: the time of each simulated notebook, and what pip installed."
+    def __init__(self): self.lines, self.results, self.start, self.end = [], {}, time.perf_counter(), None
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.results: return
+        write = terminalreporter.write_line
+        terminalreporter.section("simulated Colab runtime")
+        for line in self.lines: write(line)
+        for nb, r in self.results.items():
+            state = "ok" if r.get("ok") else f"FAILED at cell {r.get('cell')}"
+            skipped = f", skipped cells {r['skipped']}" if r.get("skipped") else ""
+            write(f"{r['seconds']:8.1f} s  {nb}  (setup cell {r.get('setup_seconds', 0):.1f} s{skipped}) {state}")
+        end = self.end or time.perf_counter()
+        write(f"{end - self.start:8.1f} s  the whole simulation ({len(self.results)} notebooks, "
+              f"{WORKERS} at a time, wheel and base environment included)")
+        sets = {}
+        for nb, r in self.results.items(): sets.setdefault(tuple(r.get("installed", [])), []).append(nb)
+        for installed, nbs in sets.items():
+            who = "every notebook" if len(sets) == 1 else ", ".join(nbs)
+            write(f"the setup cell installed or changed ({who}): {' '.join(installed) or 'nothing'}")
+
+
+@pytest.fixture(scope="module")
+def colab(request, tmp_path_factory):
+    "Start the simulation of every selected notebook, `WORKERS` at a time; `{path: future}`."
+    report = ColabReport()
+    request.config.pluginmanager.register(report, "colab-simulation-report")
+    selected = [item.callspec.params["notebook"] for item in request.session.items
+                if getattr(item, "originalname", "") == "test_notebook_on_colab"]
+    t = time.perf_counter()
+    wheel = colab_sim.build_wheel(tmp_path_factory.mktemp("colab-wheel"))
+    report.lines.append(f"{time.perf_counter() - t:8.1f} s  building {wheel.name}")
+    base, built = colab_sim.base_env()
+    report.lines.append(f"{built:8.1f} s  building the base environment" if built else
+                        f"     0.0 s  base environment from the cache: {base}")
+    flags = colab_sim.tst_flags()
+
+    def one(nb):
+        try: r = colab_sim.run_notebook(nb, base, wheel, flags)
+        except Exception as e: r = dict(ok=False, seconds=0.0, cell=None, source="", message=repr(e))
+        report.results[name(nb)] = r
+        if len(report.results) == len(selected): report.end = time.perf_counter()
+        return r
+
+    pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="colab")
+    futures = {nb: pool.submit(one, nb) for nb in selected}
+    yield wheel, futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.colab
+@pytest.mark.parametrize("notebook", book_notebooks(), ids=name)
+def test_notebook_on_colab(notebook, colab, record_property):
+    wheel, futures = colab
+    r = futures[notebook].result()
+    record_property("colab_seconds", round(r["seconds"], 1))
+    if not r["ok"]:
+        where = f"cell {r['cell']}" if r.get("cell") is not None else "before any cell ran"
+        pytest.fail(f"{name(notebook)} fails on the simulated Colab runtime at {where}:\n"
+                    f"--- the cell ---\n{r.get('source', '')}\n--- the error ---\n{r.get('message', '')[-6000:]}",
+                    pytrace=False)
+    version = wheel.name.split("-")[1]
+    assert f"nn-foundations=={version}" in r["installed"], (
+        f"{name(notebook)}: the setup cell did not install the wheel just built ({wheel.name}); "
+        f"it installed {r['installed']}")
