@@ -8,36 +8,74 @@ Docs: https://nn-foundations.github.io/foundations/backprop.html.md"""
 __all__ = ['mse_grad', 'relu_grad', 'lin_grad', 'forward_and_backward', 'numerical_grad']
 
 # %% ../nbs/04_backprop.ipynb #a1069510
-import itertools
-import numbers
+import itertools, math
 import torch
-from .init import lin, relu, mse, _as_vector, _check_tensor  # chapter 3's helpers, not copies
+from .init import lin, relu, mse  # chapter 3's forward pass, not copies
+from .core import check_tensor, check_shapes, check_number, check_column_or_vector
 from .core import add_grad, zero_grads, upstream_grad
 
-def _shape(t): return tuple(t.shape)
+
+# %% ../nbs/04_backprop.ipynb #80458ba9
+def _memory_span(t):
+    "(storage address, first byte, one past the last byte) that `t` can reach, or None if it reaches no memory."
+    if t.layout != torch.strided or t.numel() == 0 or t.device.type == "meta": return None
+    last = t.storage_offset() + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
+    return t.untyped_storage().data_ptr(), t.storage_offset() * t.element_size(), (last + 1) * t.element_size()
+
+def _overlap(a, b):
+    "Can two tensors reach the same bytes of memory?"
+    span_a, span_b = _memory_span(a), _memory_span(b)
+    return (span_a is not None and span_b is not None and span_a[0] == span_b[0]
+            and span_a[1] < span_b[2] and span_b[1] < span_a[2])
+
+_READ_ONLY = {  # arguments a backward step reads but never writes a gradient into, and why they must stand alone
+    "out": "out.g holds the upstream gradient that {fn} reads and {other}.g receives its result, so one tensor cannot "
+           "hold both (an in-place step such as relu_ returns its own input: compute out into a new tensor)",
+    "targ": "the backward pass treats targ as a constant and computes no gradient through it, so {other}.g would miss "
+            "that path (pass targ.clone() to compare against a constant copy)"}
+
+def _refuse_aliasing(fn, /, **tensors):
+    "Refuse aliasing the .g protocol cannot handle: `out`/`targ` shared with another argument, or two tensors over one memory."
+    items = [(name, t) for name, t in tensors.items() if isinstance(t, torch.Tensor)]
+    for i, (a, t_a) in enumerate(items):
+        for b, t_b in items[i + 1:]:
+            read_only = a if a in _READ_ONLY else b if b in _READ_ONLY else None
+            if (t_a is t_b and read_only is None) or not (t_a is t_b or _overlap(t_a, t_b)): continue
+            if read_only is None:
+                raise ValueError(f"{fn}: {a} and {b} are different tensors over the same memory (one is a view of the "
+                                 f"other, like b = w[0]); the .g protocol keeps one gradient per tensor, so the gradient "
+                                 f"through {b} would never reach {a}.g: pass separate tensors (clone one), or one tensor twice")
+            other = b if read_only == a else a
+            relation = "is the same tensor as" if t_a is t_b else "shares memory with"
+            raise ValueError(f"{fn}: {read_only} {relation} {other}: " + _READ_ONLY[read_only].format(fn=fn, other=other))
+
+def _checked_upstream(fn, /, **args):
+    "Check a gradient step's tensors, name=(tensor, shape pattern) with '...' for out's leading dimensions; return out.g."
+    out, out_pattern = args["out"]
+    n_lead = check_tensor(out, "out").ndim - len(out_pattern.replace("...", "").split())
+    lead = "n" if n_lead == 1 else " ".join(f"n{k + 1}" for k in range(n_lead))
+    check_shapes(fn, floating=True, **{name: (t, pattern.replace("...", lead)) for name, (t, pattern) in args.items()})
+    _refuse_aliasing(fn, **{name: t for name, (t, _) in args.items()})
+    return upstream_grad(out, fn)
+
 
 # %% ../nbs/04_backprop.ipynb #ddbf7795
-def mse_grad(inp:torch.Tensor, # the predictions given to `mse`, shape (n, 1) or (n,)
-             targ:torch.Tensor, # the targets, shape (n,) or (n, 1)
+def mse_grad(inp:torch.Tensor, # the predictions given to `mse`, shape (n, 1) or (n,), floating point
+             targ:torch.Tensor, # the targets, shape (n,) or (n, 1), floating point, on inp's device
             ) -> None: # adds d mse / d inp into `inp.g`
     "Gradient of `mse(inp, targ)` with respect to `inp`: `2 (inp - targ) / n`, added into `inp.g`."
-    _check_tensor("inp", inp); _check_tensor("targ", targ)
-    pred, target = _as_vector(inp), _as_vector(targ)
-    if pred.ndim != 1 or pred.shape != target.shape:
-        raise ValueError(f"mse_grad expects inp of shape (n, 1) or (n,) and targ of shape (n,) with the same n; "
-                         f"got inp {_shape(inp)} and targ {_shape(targ)}")
-    n = pred.shape[0]
-    add_grad(inp, (2 * (pred - target) / n).to(inp.dtype).reshape(inp.shape))   # in inp's dtype, whatever targ's
+    n = check_column_or_vector("mse_grad", inp=inp, targ=targ)
+    add_grad(inp, (2 * (inp.reshape(n) - targ.reshape(n).to(inp.dtype)) / n).reshape(inp.shape))
+
 
 # %% ../nbs/04_backprop.ipynb #6c934ba6
 def relu_grad(inp:torch.Tensor, # the input given to `relu`
-              out:torch.Tensor, # its output `relu(inp)`, holding the upstream gradient `out.g`
+              out:torch.Tensor, # its output `relu(inp)`, a different tensor, holding the upstream gradient `out.g`
              ) -> None: # adds d loss / d inp into `inp.g`
     "Gradient through `out = relu(inp)`: `out.g` where `inp > 0`, zero elsewhere, added into `inp.g`."
-    _check_tensor("inp", inp); _check_tensor("out", out)
-    if inp.shape != out.shape:
-        raise ValueError(f"relu_grad expects inp and out of one shape; got inp {_shape(inp)} and out {_shape(out)}")
-    add_grad(inp, upstream_grad(out, "relu_grad") * (inp > 0))
+    g = _checked_upstream("relu_grad", inp=(inp, "..."), out=(out, "..."))
+    add_grad(inp, g * (inp > 0))
+
 
 # %% ../nbs/04_backprop.ipynb #9a307efb
 def lin_grad(inp:torch.Tensor, # the input given to `lin`, shape (n, n_in) (or (..., n_in))
@@ -46,19 +84,12 @@ def lin_grad(inp:torch.Tensor, # the input given to `lin`, shape (n, n_in) (or (
              b:torch.Tensor, # the bias, shape (n_out,)
             ) -> None: # adds the gradients into `inp.g`, `w.g` and `b.g`
     "Gradients through `out = inp @ w + b`, added into `inp.g` (`out.g @ w.T`), `w.g` (`inp.T @ out.g`) and `b.g` (`out.g` summed over the batch)."
-    for name, t in (("inp", inp), ("out", out), ("w", w), ("b", b)): _check_tensor(name, t)
-    if w.ndim != 2 or b.shape != w.shape[1:] or inp.ndim < 1 or inp.shape[-1] != w.shape[0] \
-            or out.shape != inp.shape[:-1] + w.shape[1:]:
-        raise ValueError(f"lin_grad expects inp (n, n_in), out (n, n_out), w (n_in, n_out) and b (n_out,); "
-                         f"got inp {_shape(inp)}, out {_shape(out)}, w {_shape(w)}, b {_shape(b)}")
-    g = upstream_grad(out, "lin_grad")
-    if not (inp.dtype == g.dtype == w.dtype == b.dtype) or not (inp.device == g.device == w.device == b.device):
-        raise ValueError(f"lin_grad needs inp, out.g, w and b on one dtype and one device; got dtypes {inp.dtype}, "
-                         f"{g.dtype}, {w.dtype}, {b.dtype} and devices {inp.device}, {g.device}, {w.device}, {b.device}")
-    add_grad(inp, g @ w.T)
+    g = _checked_upstream("lin_grad", inp=(inp, "... n_in"), out=(out, "... n_out"), w=(w, "n_in n_out"), b=(b, "n_out"))
     inp_rows, g_rows = inp.reshape(-1, w.shape[0]), g.reshape(-1, w.shape[1])  # (n, n_in) and (n, n_out)
+    add_grad(inp, g @ w.T)
     add_grad(w, inp_rows.T @ g_rows)
     add_grad(b, g_rows.sum(0))
+
 
 # %% ../nbs/04_backprop.ipynb #aa4c753d
 def forward_and_backward(inp:torch.Tensor, # the input batch, shape (n, n_in)
@@ -69,6 +100,8 @@ def forward_and_backward(inp:torch.Tensor, # the input batch, shape (n, n_in)
                          b2:torch.Tensor, # second layer's bias, (1,)
                         ) -> torch.Tensor: # the loss, a 0-d tensor; the gradients land in `.g`
     "Forward pass of the two-layer net, then its backward pass by hand: sets `.g` on `inp`, `w1`, `b1`, `w2` and `b2`."
+    # One tensor may fill several parameters (its .g adds up); targ must stand alone, and views of each other are refused.
+    _refuse_aliasing("forward_and_backward", targ=targ, inp=inp, w1=w1, b1=b1, w2=w2, b2=b2)
     with torch.no_grad():
         # forward, keeping every intermediate: the backward pass needs them
         l1 = lin(inp, w1, b1)
@@ -85,40 +118,75 @@ def forward_and_backward(inp:torch.Tensor, # the input batch, shape (n, n_in)
 
 # %% ../nbs/04_backprop.ipynb #185e009a
 def _scalar_value(value):
-    "The float in a 0-d or one-element tensor, or a Python number."
+    "The float in a 0-d or one-element tensor, or a Python or NumPy number."
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"numerical_grad needs f() to return a scalar; it returned a tensor of shape {_shape(value)}")
-        return value.item()
-    return float(value)
+            raise ValueError(f"numerical_grad needs f() to return a scalar; it returned a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    try: return float(value)
+    except (TypeError, ValueError): raise TypeError(f"f() must return a real number, not {type(value).__name__}") from None
+
+def _entries_overlap(t):
+    "Do two entries of `t` share memory (an expanded view, or one made by unfold or as_strided)?"
+    reach = 0   # how far in memory the dimensions with smaller strides reach, in elements
+    for stride, size in sorted((stride, size) for size, stride in zip(t.shape, t.stride()) if size > 1):
+        if stride <= reach: return True
+        reach += (size - 1) * stride
+    return False
+
+def _perturbable(x, eps):
+    "Check that numerical_grad can move each entry of `x` by ±eps in place; return `x` as a tensor sharing its memory."
+    if type(x).__module__ == "numpy" and type(x).__name__ == "ndarray":
+        if str(x.dtype) != "float64":
+            raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} is lost to rounding "
+                            "in lower precision; convert x and what f reads to float64")
+        if not x.flags.writeable:
+            raise ValueError("x is a read-only NumPy array (a memory map or a broadcast view, say) and numerical_grad "
+                             "moves its entries in place: pass a writable array, and let f read that one")
+        if any(stride < 0 for stride in x.strides):
+            raise ValueError("x has a negative stride (a reversed view such as a[::-1]), which torch cannot share: "
+                             "pass a copy, and let f read that one")
+        x = torch.from_numpy(x)   # shares memory: writes to it are seen through the array
+    check_tensor(x, "x")
+    if x.dtype != torch.float64:
+        raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} is lost to "
+                        "rounding in lower precision; convert x and what f reads with .double()")
+    if x.device.type == "meta" or x.layout != torch.strided:
+        raise ValueError(f"x must be a dense tensor with values to move, not a {x.layout} tensor on {x.device}")
+    if _entries_overlap(x):
+        raise ValueError(f"x of shape {tuple(x.shape)} and strides {x.stride()} is a view whose entries overlap in memory "
+                         "(an expanded view, or one made by unfold or as_strided), so moving one would move others; "
+                         "let f read a copy that owns its entries (x.clone()) and pass that")
+    values = x.detach()
+    if not torch.isfinite(values).all(): raise ValueError("x holds inf or NaN, where a finite difference means nothing")
+    if ((values + eps) - (values - eps) == 0).any():
+        largest = values.abs().max().item()
+        raise ValueError(f"eps={eps:g} is lost to rounding: at |x| = {largest:g} a float64 step of ±eps rounds back to x, "
+                         f"so there is no step to divide by; use an eps in proportion to x, such as {largest * 1e-6:g}")
+    return x
 
 def numerical_grad(f, # a function of no arguments that reads `x` and returns a scalar (e.g. a loss)
                    x:torch.Tensor, # the float64 tensor to differentiate with respect to (a NumPy array also works)
                    eps:float=1e-6, # the step: each entry is moved by +eps and -eps
                   ) -> torch.Tensor: # d f / d x, float64, with x's shape and device
-    "Central finite-difference gradient of the scalar `f()` with respect to `x`, perturbing `x` in place and restoring it."
+    """Central finite-difference gradient of the scalar `f()` with respect to `x`, perturbing `x` in place and restoring it.
+
+    Two calls of `f` per entry of `x`: by design a check for small tensors, not a way to train."""
     if not callable(f): raise TypeError(f"f must be a function of no arguments, not a {type(f).__name__}")
-    is_numpy = type(x).__module__ == "numpy" and type(x).__name__ == "ndarray"
-    t = torch.from_numpy(x) if is_numpy else x   # shares memory: writes to t are seen through x
-    if not isinstance(t, torch.Tensor): raise TypeError(f"x must be a torch.Tensor or a NumPy array, not {type(x).__name__}")
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"eps must be a positive number, got {eps!r}")
-    if t.dtype != torch.float64:
-        raise TypeError(f"numerical_grad needs x in float64 (got {t.dtype}): a step of {eps:g} is lost to "
-                        "rounding in lower precision; convert x and what f reads with .double()")
-    if any(stride == 0 and size > 1 for size, stride in zip(t.shape, t.stride())):
-        raise ValueError(f"x of shape {_shape(t)} is an expanded view whose entries share memory, so moving one would "
-                         "move others; let f read a copy that owns its entries (x.clone()) and pass that")
+    eps = check_number(eps, "eps", positive=True)
+    t = _perturbable(x, eps)
+    entries = t.data   # writes through .data leave x's version counter alone: a graph built on x still works afterwards
     grad = torch.empty(t.shape, dtype=torch.float64, device=t.device)
     for idx in itertools.product(*(range(size) for size in t.shape)):
-        original = t[idx].item()
+        original = entries[idx].item()
         up, down = original + eps, original - eps
         try:
-            with torch.no_grad(): t[idx] = up
+            entries[idx] = up
             f_up = _scalar_value(f())
-            with torch.no_grad(): t[idx] = down
+            entries[idx] = down
             f_down = _scalar_value(f())
         finally:
-            with torch.no_grad(): t[idx] = original
+            entries[idx] = original
         grad[idx] = (f_up - f_down) / (up - down)   # divide by the step actually taken, not 2 * eps
-    return grad.numpy() if is_numpy else grad
+    return grad.numpy() if t is not x else grad
+

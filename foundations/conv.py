@@ -8,45 +8,45 @@ Docs: https://nn-foundations.github.io/foundations/conv.html.md"""
 __all__ = ['unfold_loops', 'conv2d_unfold', 'Conv2dUnfold', 'DigitsCNN']
 
 # %% ../nbs/07_conv.ipynb #1bb8dfe5
+import os
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 # %% ../nbs/07_conv.ipynb #1f87f733
+from .core import check_int, check_shapes
 from .init import kaiming_init, relu
 
 # %% ../nbs/07_conv.ipynb #063582d0
-def _check_tensor(name, t):
-    if not isinstance(t, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
-
-def _is_int(v): return isinstance(v, int) and not isinstance(v, bool)
-
 def _pair(value, name, minimum):
-    "`value` (an int, or a pair of ints for height and width) as a pair, each at least `minimum`."
-    pair = (value, value) if _is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if pair is None or len(pair) != 2 or not all(_is_int(v) for v in pair):
-        raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
-    if min(pair) < minimum: raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
-    return pair
+    "`value` (an int, or a pair of ints for height and width) as a pair of ints, each at least `minimum`."
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2: raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
+    return tuple(check_int(v, name, minimum) for v in pair)
 
-def _check_images(x):
-    _check_tensor("x", x)
-    if x.ndim != 4:
-        raise ValueError(f"x must be a batch of images of shape (N, C, H, W), a 4-D tensor, "
-                         f"but x has shape {tuple(x.shape)}")
-    if 0 in x.shape[1:]:
-        raise ValueError(f"x must have at least one channel, row and column, but x has shape {tuple(x.shape)}")
+def _check_fits(fn, n_elements, like):
+    "Refuse, before allocating, a tensor of `n_elements` like `like` that is larger than the memory of its device."
+    if like.device.type == "cpu": memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    elif like.device.type == "cuda": memory = torch.cuda.get_device_properties(like.device).total_memory
+    else: return                                   # "meta" and others: nothing is allocated, or we cannot tell
+    needed = n_elements * like.element_size()
+    if needed > memory:
+        raise ValueError(f"{fn} would need {needed / 1e9:,.1f} GB for its unfolded patches, more than the "
+                         f"{memory / 1e9:,.1f} GB of {like.device}: use a smaller batch, padding or image")
 
-def _conv_geometry(x, kernel_size, stride, padding):
+def _conv_geometry(fn, x, kernel_size, stride, padding):
     "Check the sizes of a convolution over `x`; return (kH, kW), (sH, sW), (pH, pW) and (H_out, W_out)."
-    _check_images(x)
-    kh, kw = _pair(kernel_size, "kernel_size", 1)
-    (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
-    h, w = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
+    check_shapes(fn, x=(x, "n c h w"))
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    if 0 in (c, h, w): raise ValueError(f"x must have at least one channel, row and column, but x has shape {tuple(x.shape)}")
+    h, w = h + 2 * ph, w + 2 * pw
     if kh > h or kw > w:
         raise ValueError(f"the {kh}x{kw} kernel is larger than the padded input: x has shape {tuple(x.shape)}, "
                          f"which padding {(ph, pw)} makes {h}x{w}")
-    return (kh, kw), (sh, sw), (ph, pw), ((h - kh) // sh + 1, (w - kw) // sw + 1)
+    h_out, w_out = (h - kh) // sh + 1, (w - kw) // sw + 1
+    _check_fits(fn, n * c * (h * w + kh * kw * h_out * w_out), x)   # the padded images and the patches
+    return (kh, kw), (sh, sw), (ph, pw), (h_out, w_out)
 
 # %% ../nbs/07_conv.ipynb #be69d03e
 def unfold_loops(x:torch.Tensor, # images, shape (N, C, H, W)
@@ -55,7 +55,7 @@ def unfold_loops(x:torch.Tensor, # images, shape (N, C, H, W)
                  padding:int|tuple[int, int]=0, # zeros added on each side: an int, or (pH, pW)
                 ) -> torch.Tensor: # patches as columns, shape (N, C*kH*kW, H_out*W_out), like `F.unfold`
     "Every patch of `x` flattened into a column, as `F.unfold` does, with nothing but indexing and two loops."
-    (kh, kw), (sh, sw), (ph, pw), (h_out, w_out) = _conv_geometry(x, kernel_size, stride, padding)
+    (kh, kw), (sh, sw), (ph, pw), (h_out, w_out) = _conv_geometry("unfold_loops", x, kernel_size, stride, padding)
     n, c, h, w = x.shape
     padded = x.new_zeros(n, c, h + 2 * ph, w + 2 * pw)
     padded[:, :, ph:ph + h, pw:pw + w] = x
@@ -67,27 +67,12 @@ def unfold_loops(x:torch.Tensor, # images, shape (N, C, H, W)
     return columns
 
 # %% ../nbs/07_conv.ipynb #711b0ec3
-def _check_conv_args(x, weight, bias):
-    "Check the tensors of a convolution: ranks, channel counts, bias size, dtype and device."
-    _check_images(x); _check_tensor("weight", weight)
-    shapes = f"x has shape {tuple(x.shape)} and weight has shape {tuple(weight.shape)}"
-    if weight.ndim != 4:
-        raise ValueError(f"weight must have shape (C_out, C_in, kH, kW), a 4-D tensor, but {shapes}")
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(f"x has {x.shape[1]} channels but weight expects {weight.shape[1]}: {shapes} "
-                         "(dimension 1 of both is C_in)")
-    tensors = {"x": x, "weight": weight}
-    if bias is not None:
-        _check_tensor("bias", bias)
-        if bias.shape != (weight.shape[0],):
-            raise ValueError(f"bias must have shape (C_out,) = ({weight.shape[0]},), but bias has shape "
-                             f"{tuple(bias.shape)} and weight has shape {tuple(weight.shape)}")
-        tensors["bias"] = bias
-    if not x.dtype.is_floating_point:
-        raise TypeError(f"conv2d_unfold needs floating-point tensors, but x is {x.dtype}")
-    if len({t.dtype for t in tensors.values()}) > 1 or len({t.device for t in tensors.values()}) > 1:
-        raise ValueError("conv2d_unfold needs one dtype and one device, but got "
-                         + ", ".join(f"{k} {t.dtype} on {t.device}" for k, t in tensors.items()))
+def _check_conv_args(x, weight, bias, stride, padding):
+    "Check the tensors of a convolution (shapes, dtype, device) and its geometry; return what `_conv_geometry` does."
+    tensors = dict(x=(x, "n c_in h w"), weight=(weight, "c_out c_in kh kw"))
+    if bias is not None: tensors["bias"] = (bias, "c_out")
+    check_shapes("conv2d_unfold", floating=True, **tensors)
+    return _conv_geometry("conv2d_unfold", x, tuple(weight.shape[2:]), stride, padding)
 
 # %% ../nbs/07_conv.ipynb #a8cbad90
 def conv2d_unfold(x:torch.Tensor, # images, shape (N, C_in, H, W)
@@ -97,11 +82,10 @@ def conv2d_unfold(x:torch.Tensor, # images, shape (N, C_in, H, W)
                   padding:int|tuple[int, int]=0, # zeros added on each side: an int, or (pH, pW)
                  ) -> torch.Tensor: # feature maps, shape (N, C_out, H_out, W_out)
     "2-D convolution as `F.conv2d` computes it: unfold the patches, multiply by the flattened kernels, reshape."
-    _check_conv_args(x, weight, bias)
-    c_out = weight.shape[0]
-    kernel_size, stride, padding, (h_out, w_out) = _conv_geometry(x, weight.shape[2:], stride, padding)
-    patches = F.unfold(x, kernel_size, padding=padding, stride=stride)  # (N, C_in*kH*kW, L)
-    out = weight.reshape(c_out, -1) @ patches                           # (C_out, K) @ (N, K, L) -> (N, C_out, L)
+    kernel_size, stride, padding, (h_out, w_out) = _check_conv_args(x, weight, bias, stride, padding)
+    c_out, k = weight.shape[0], weight.shape[1:].numel()               # K = C_in*kH*kW weights per kernel
+    patches = F.unfold(x, kernel_size, padding=padding, stride=stride)  # (N, K, L)
+    out = weight.reshape(c_out, k) @ patches                            # (C_out, K) @ (N, K, L) -> (N, C_out, L)
     if bias is not None: out = out + bias[:, None]                      # one bias per output channel (row)
     return out.reshape(x.shape[0], c_out, h_out, w_out)
 
@@ -121,14 +105,12 @@ class Conv2dUnfold(nn.Module):
                  generator:torch.Generator|None=None, # random source, for reproducible weights
                 ):
         super().__init__()
-        for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if not _is_int(n) or n < 1: raise ValueError(f"{name} must be a positive integer, got {n!r}")
+        c_in, c_out = check_int(in_channels, "in_channels"), check_int(out_channels, "out_channels")
         kh, kw = _pair(kernel_size, "kernel_size", 1)
         self.stride, self.padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
-        fan_in = in_channels * kh * kw
-        w = kaiming_init(fan_in, out_channels, dtype=dtype, device=device, generator=generator)  # (K, C_out)
-        self.weight = nn.Parameter(w.T.reshape(out_channels, in_channels, kh, kw).contiguous())
-        self.bias = nn.Parameter(torch.zeros(out_channels, dtype=w.dtype, device=w.device)) if bias else None
+        w = kaiming_init(c_in * kh * kw, c_out, dtype=dtype, device=device, generator=generator)  # (K, C_out)
+        self.weight = nn.Parameter(w.T.reshape(c_out, c_in, kh, kw).contiguous())
+        self.bias = nn.Parameter(torch.zeros(c_out, dtype=w.dtype, device=w.device)) if bias else None
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         "Convolve the batch `x`, shape (N, C_in, H, W), with the layer's kernels."
@@ -152,8 +134,10 @@ class DigitsCNN(nn.Module):
                 ):
         super().__init__()
         if not isinstance(channels, (tuple, list)) or len(channels) != 3:
-            raise ValueError(f"channels must be three ints, the output channels of the three convolutions, got {channels!r}")
-        c1, c2, c3 = channels
+            raise (ValueError if isinstance(channels, (tuple, list)) else TypeError)(
+                f"channels must be three ints, the output channels of the three convolutions, got {channels!r}")
+        c1, c2, c3 = (check_int(c, "channels") for c in channels)
+        n_classes = check_int(n_classes, "n_classes")
         options = dict(dtype=dtype, device=device, generator=generator)
         self.convs = nn.ModuleList([Conv2dUnfold(1, c1, 3, padding=1, **options),
                                     Conv2dUnfold(c1, c2, 3, stride=2, padding=1, **options),

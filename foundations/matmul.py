@@ -12,23 +12,33 @@ import torch
 from .core import check_shapes
 
 # %% ../nbs/01_matmul.ipynb #aef9747e
+def _as_tensors(**args):
+    "Lists and numbers among `name=(value, pattern)` as tensors (on the tensors' device), for `check_shapes`."
+    device = next((v.device for v, _ in args.values() if isinstance(v, torch.Tensor)), None)
+    def convert(name, value):
+        if isinstance(value, torch.Tensor): return value
+        try: return torch.as_tensor(value, device=device)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must hold numbers (a number, a list of numbers or a tensor), "
+                            f"not {type(value).__name__}: {value!r}") from None
+    return {name: (convert(name, value), pattern) for name, (value, pattern) in args.items()}
+
 def neuron(inputs,  # the input values x_1 ... x_n: a list of numbers or a 1-D tensor
            weights, # one weight per input, in the same order
-           bias):   # a single number added to the weighted sum
+           bias,    # one number added to the weighted sum (a Python number or a 0-d tensor)
+          ):
     "One artificial neuron: the sum of `inputs` times `weights`, plus `bias` (no activation)."
-    for name, values in (("inputs", inputs), ("weights", weights)):
-        if getattr(values, "ndim", 1) != 1:   # a tensor or array must be a vector, not a batch
-            raise ValueError(f"neuron expects 1-D {name}, but {name} has shape {tuple(values.shape)}")
-    if len(inputs) != len(weights):
-        raise ValueError(f"neuron needs one weight per input, got {len(inputs)} inputs and {len(weights)} weights")
+    check_shapes("neuron", same_dtype=False,
+                 **_as_tensors(inputs=(inputs, "n"), weights=(weights, "n"), bias=(bias, "")))
     return sum(x * w for x, w in zip(inputs, weights)) + bias
 
 # %% ../nbs/01_matmul.ipynb #c02a5d95
 def check_matmul_args(a, # left matrix, shape (n, k)
                       b, # right matrix, shape (k, m)
                      ):
-    "Check that `a @ b` is a product of two matrices with one dtype and device; return its sizes `(n, k, m)`."
+    "Check that `a @ b` is a product of two matrices with one dtype and device; return `(n, k, m)`."
     sizes = check_shapes("matmul", a=(a, "n k"), b=(b, "k m"))
+    if a.dtype == torch.bool: raise TypeError("matmul needs numbers, but a and b hold torch.bool")
     return sizes["n"], sizes["k"], sizes["m"]
 
 # %% ../nbs/01_matmul.ipynb #cfc11d15

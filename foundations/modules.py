@@ -1,4 +1,4 @@
-"""The forward and backward passes of chapter 4 become layer objects, then a base class, then PyTorch's own `autograd.Function` and `nn.Module`; three versions of the same net agree to within rounding.
+"""The forward and backward passes of chapter 4 become layer objects, then a base class, then PyTorch's own `autograd.Function` and `nn.Module`; four versions of the same net agree to within rounding.
 
 Docs: https://nn-foundations.github.io/foundations/modules.html.md"""
 
@@ -9,14 +9,27 @@ __all__ = ['Model', 'LayerFunction', 'Relu', 'Lin', 'Mse', 'MyRelu', 'LinearLaye
 
 # %% ../nbs/05_modules.ipynb #9aced41c
 import functools
+from collections.abc import Callable
 import torch
 from torch import nn
 
 # %% ../nbs/05_modules.ipynb #b30a3392
-from .init import lin, relu, mse, kaiming_init
+from .core import check_int, check_shapes
+from .init import lin, relu, mse, kaiming_init, xavier_init
 from .backprop import lin_grad, relu_grad, mse_grad
 
 # %% ../nbs/05_modules.ipynb #e7bfedb1
+def _check_distinct(layers):
+    "Refuse a layer list that holds one layer object twice: a layer remembers only its latest call."
+    first = {}
+    for i, layer in enumerate(layers):
+        j = first.setdefault(id(layer), i)
+        if j != i:
+            name = type(layer).__name__
+            raise ValueError(f"layers[{j}] and layers[{i}] are the same {name} object, but a layer remembers only "
+                             f"its latest call, so backward could not reach layers[{j}]: give each place its own "
+                             f"object ({name}() twice)")
+
 class Model:
     "The book's two-layer net (linear, ReLU, linear) with a mean squared error loss and a hand-written backward pass."
     def __init__(self,
@@ -34,6 +47,7 @@ class Model:
                  targ:torch.Tensor, # targets, (n,)
                 ) -> torch.Tensor: # the loss, a 0-d tensor
         "Run the layers and the loss forward; each layer remembers what its backward pass needs."
+        _check_distinct(self.layers)
         self.x = x
         for layer in self.layers: x = layer(x)
         return self.loss(x, targ)
@@ -85,18 +99,6 @@ class Relu(LayerFunction):
     def bwd(self, out, inp): relu_grad(inp, out)
 
 # %% ../nbs/05_modules.ipynb #70403ac2
-def _check_lin_params(w, b):
-    "Check that `w` (n_in, n_out) and `b` (n_out,) fit together as a linear layer's weights and bias."
-    for name, t in (("w", w), ("b", b)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"Lin's {name} must be a torch.Tensor, not {type(t).__name__}")
-    if w.ndim != 2 or b.ndim != 1 or b.shape[0] != w.shape[1]:
-        raise ValueError(f"Lin expects w of shape (n_in, n_out) and b of shape (n_out,); "
-                         f"got w {tuple(w.shape)} and b {tuple(b.shape)}")
-    if w.dtype != b.dtype or w.device != b.device:
-        raise ValueError(f"Lin needs w and b on one dtype and device; "
-                         f"got {w.dtype} on {w.device} and {b.dtype} on {b.device}")
-
 class Lin(LayerFunction):
     "A linear layer `x @ w + b` in the book's layout; backward fills `.g` on its input, `w` and `b`."
     def __init__(self,
@@ -104,7 +106,7 @@ class Lin(LayerFunction):
                  b:torch.Tensor, # bias, (n_out,)
                 ):
         super().__init__()
-        _check_lin_params(w, b)
+        check_shapes("Lin", w=(w, "n_in n_out"), b=(b, "n_out"))
         self.w, self.b = w, b
     def forward(self, inp): return lin(inp, self.w, self.b)
     def bwd(self, out, inp): lin_grad(inp, out, self.w, self.b)
@@ -136,12 +138,8 @@ class MyRelu(torch.autograd.Function):
         return grad_output * (inp > 0)
 
 # %% ../nbs/05_modules.ipynb #3ad6c390
-def _check_features(name, n):
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"LinearLayer's {name} must be a positive integer, got {n!r}")
-
 class LinearLayer(nn.Module):
-    "A linear layer from scratch, like `nn.Linear`: `x @ weight.t() + bias`, Kaiming-initialised weight, zero bias."
+    "A linear layer from scratch, like `nn.Linear`: `x @ weight.t() + bias`, weights drawn by `init`, zero bias."
     def __init__(self,
                  n_in:int, # input features
                  n_out:int, # output features
@@ -149,10 +147,11 @@ class LinearLayer(nn.Module):
                  dtype:torch.dtype|None=None, # floating dtype of the parameters (default: torch's default dtype)
                  device:torch.device|str|None=None, # where to create the parameters
                  generator:torch.Generator|None=None, # random source for the weights, for reproducible draws
+                 init:Callable=kaiming_init, # chapter 3's rule: `kaiming_init` before a ReLU, `xavier_init` for an output
                 ):
         super().__init__()
-        _check_features("n_in", n_in); _check_features("n_out", n_out)
-        w = kaiming_init(n_in, n_out, dtype=dtype, device=device, generator=generator)
+        if not callable(init): raise TypeError(f"init must be a function such as kaiming_init, not {init!r}")
+        w = init(check_int(n_in, "n_in"), check_int(n_out, "n_out"), dtype=dtype, device=device, generator=generator)
         self.weight = nn.Parameter(w.t().contiguous())   # (n_out, n_in), as nn.Linear stores it
         self.bias = nn.Parameter(torch.zeros(n_out, dtype=w.dtype, device=w.device))
 
@@ -160,14 +159,7 @@ class LinearLayer(nn.Module):
                 x:torch.Tensor, # inputs, (..., n_in)
                ) -> torch.Tensor: # outputs, (..., n_out)
         "Apply the layer to every row of `x`."
-        n_out, n_in = self.weight.shape
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"LinearLayer expects a torch.Tensor, not {type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(f"LinearLayer expects floating-point inputs, got {x.dtype}: convert them first, e.g. x.float()")
-        if x.ndim == 0 or x.shape[-1] != n_in:
-            raise ValueError(f"LinearLayer({n_in}, {n_out}) expects inputs of shape (..., {n_in}), "
-                             f"got {tuple(x.shape)}")
+        check_shapes("LinearLayer", floating=True, x=(x, "... n_in"), weight=(self.weight, "n_out n_in"))
         return x @ self.weight.t() + self.bias
 
     def extra_repr(self): return f"n_in={self.weight.shape[1]}, n_out={self.weight.shape[0]}"

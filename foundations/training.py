@@ -9,24 +9,47 @@ __all__ = ['load_digits', 'train_valid_split', 'read_idx', 'load_mnist', 'logsum
            'cross_entropy_grad', 'CrossEntropy', 'accuracy', 'shuffled_batches', 'fit']
 
 # %% ../nbs/06_training.ipynb #5202bc61
-import csv, gzip, math, sys, zlib
+import csv, gzip, math, os, sys, zlib
 from importlib.resources import files
 from pathlib import Path
 from typing import Callable
 import torch
 
 # %% ../nbs/06_training.ipynb #c79f4484
-from .core import add_grad
+from .core import add_grad, check_int, check_number, check_tensor
 from .modules import LayerFunction
 
 # %% ../nbs/06_training.ipynb #a5482efa
-def _check_tensor(name, t):
-    if not isinstance(t, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
+def _check_device(device):
+    "Refuse a `device` argument that names no device, before any tensor is made."
+    if device is None or isinstance(device, torch.device): return
+    try: torch.device(device)
+    except (RuntimeError, TypeError):
+        raise (ValueError if isinstance(device, (str, int)) else TypeError)(
+            f"device must be a torch.device, a name such as 'cpu' or 'cuda', or None; got {device!r}") from None
+
+def _check_path(path, name="path"):
+    "Return `path` as a Path, refusing anything that is not a str or a path-like object."
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or a pathlib.Path, not {type(path).__name__}")
+    return Path(path).expanduser()
+
+def _check_samples(fn, **tensors):
+    "Check inputs/targets given in pairs (x, y, ...): tensors, one row per sample in each pair, on one device."
+    for name, t in tensors.items(): check_tensor(t, name)
+    names, ts = list(tensors), list(tensors.values())
+    got = ", ".join(f"{n} {tuple(t.shape)}" for n, t in tensors.items())
+    if any(a.ndim == 0 or b.ndim == 0 or a.shape[0] != b.shape[0] for a, b in zip(ts[::2], ts[1::2])):
+        raise ValueError(f"{fn} needs inputs and targets with one row per sample, the same number of rows; got {got}")
+    if len({t.device for t in ts}) > 1:
+        raise ValueError(f"{fn} needs {', '.join(names)} on one device; got "
+                         + ", ".join(f"{n} on {t.device}" for n, t in tensors.items()))
 
 # %% ../nbs/06_training.ipynb #b9710545
 def load_digits(device:torch.device|str|None=None, # where to put the tensors (default: the CPU)
                ) -> tuple[torch.Tensor, torch.Tensor]: # images (1797, 64) float32, labels (1797,) int64
     "The UCI optical digits (Alpaydin and Kaynak, CC BY 4.0), shipped with the library: 1,797 images and labels."
+    _check_device(device)
     resource = files("foundations") / "data" / "digits.csv.gz"
     if not resource.is_file():
         raise FileNotFoundError("foundations/data/digits.csv.gz is missing from the installed package; "
@@ -46,15 +69,15 @@ def train_valid_split(x:torch.Tensor, # inputs, one row per sample
                       seed:int=42, # seed of the shuffle: the same seed gives the same split
                      ) -> tuple: # x_train, y_train, x_valid, y_valid
     "Shuffle the samples with a seeded generator and cut off `valid_pct` of them for validation."
-    _check_tensor("x", x); _check_tensor("y", y)
-    if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"x and y need one row per sample, the same number of rows; "
-                         f"got x {tuple(x.shape)} and y {tuple(y.shape)}")
+    _check_samples("train_valid_split", x=x, y=y)
+    seed = check_int(seed, "seed", minimum=0)
+    if not 0 < check_number(valid_pct, "valid_pct") < 1:
+        raise ValueError(f"valid_pct must lie strictly between 0 and 1 (0 < valid_pct < 1), got {valid_pct!r}")
     n = x.shape[0]
     n_valid = round(n * valid_pct)
-    if not 0 < valid_pct < 1 or not 0 < n_valid < n:
+    if not 0 < n_valid < n:
         raise ValueError(f"valid_pct={valid_pct!r} leaves {n_valid} of {n} samples for validation; "
-                         "both sets need at least one sample (0 < valid_pct < 1)")
+                         "both sets need at least one sample")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(x.device)
     train, valid = order[n_valid:], order[:n_valid]
     return x[train], y[train], x[valid], y[valid]
@@ -71,7 +94,7 @@ _IDX_DTYPES = {0x08: torch.uint8, 0x09: torch.int8, 0x0B: torch.int16, 0x0C: tor
 def read_idx(path:str|Path, # an IDX file, gzipped or not
             ) -> torch.Tensor: # its values, with the dtype and shape its header gives
     "Read an IDX file (the format of MNIST) into a tensor, checking its magic number and its length."
-    path = Path(path).expanduser()
+    path = _check_path(path)
     if not path.is_file(): raise FileNotFoundError(f"no IDX file at {path}")
     data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
@@ -117,7 +140,8 @@ def load_mnist(path:str|Path, # the folder holding MNIST's IDX files (gzipped or
               ) -> tuple[torch.Tensor, torch.Tensor]: # images (n, 784) float32 in [0, 1], labels (n,) int64
     "Load MNIST (or Fashion-MNIST) from IDX files already on disk, in the same form as `load_digits`."
     if split not in ("train", "test"): raise ValueError(f'split must be "train" or "test", not {split!r}')
-    folder = Path(path).expanduser()
+    folder = _check_path(path)
+    _check_device(device)
     if not folder.is_dir(): raise FileNotFoundError(f"{folder} is not a folder. This loader never downloads: "
                                                     "put MNIST's four IDX files in a folder and name it")
     prefix = "train" if split == "train" else "t10k"
@@ -129,20 +153,23 @@ def load_mnist(path:str|Path, # the folder holding MNIST's IDX files (gzipped or
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"the {split} files do not belong together: "
                          f"{images.shape[0]:,} images but {labels.shape[0]:,} labels")
-    x = images.reshape(images.shape[0], -1).to(device=device, dtype=torch.float32) / 255
+    x = images.flatten(1).to(device=device, dtype=torch.float32) / 255   # (n, rows * cols), also for n = 0
     return x, labels.to(device=device, dtype=torch.int64)
 
 # %% ../nbs/06_training.ipynb #55ed359b
 def _check_scores(name, x):
     "Check that `x` is a floating-point tensor with at least one entry along its last dimension."
-    _check_tensor(name, x)
-    if not x.is_floating_point(): raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    check_tensor(x, name, floating=True)
     if x.ndim == 0 or x.shape[-1] == 0:
         raise ValueError(f"{name} needs a last dimension with at least one class, got shape {tuple(x.shape)}")
 
 def _row_max(x):
     "Each row's largest entry (keeping the last dimension): the shift of the log-sum-exp trick."
     return x.detach().amax(-1, keepdim=True)
+
+def _sum_exp(shifted):
+    "The row sums of `exp(shifted)`, added up in float32 at least: 65,505 ones overflow float16."
+    return shifted.exp().sum(-1, keepdim=True, dtype=torch.promote_types(shifted.dtype, torch.float32))
 
 # %% ../nbs/06_training.ipynb #a1304e7a
 def logsumexp(x:torch.Tensor, # scores, shape (..., n_classes), floating point
@@ -151,7 +178,7 @@ def logsumexp(x:torch.Tensor, # scores, shape (..., n_classes), floating point
     _check_scores("x", x)
     m = _row_max(x)
     m = m.masked_fill(m.isinf(), 0)   # a row of -inf (or one with +inf) needs no shift
-    return (m + (x - m).exp().sum(-1, keepdim=True).log()).squeeze(-1)
+    return (m + _sum_exp(x - m).log()).to(x.dtype).squeeze(-1)
 
 # %% ../nbs/06_training.ipynb #77073e6b
 def log_softmax(x:torch.Tensor, # scores (logits), shape (..., n_classes), floating point
@@ -159,40 +186,51 @@ def log_softmax(x:torch.Tensor, # scores (logits), shape (..., n_classes), float
     "The log of softmax over the last dimension, `x - logsumexp(x)`, computed on shifted scores: stable at any size."
     _check_scores("x", x)
     shifted = x - _row_max(x)
-    return shifted - shifted.exp().sum(-1, keepdim=True).log()
+    return shifted - _sum_exp(shifted).log().to(x.dtype)
 
 # %% ../nbs/06_training.ipynb #5295b815
 def softmax(x:torch.Tensor, # scores (logits), shape (..., n_classes), floating point
            ) -> torch.Tensor: # probabilities, same shape, dtype and device; each row sums to 1
     "Softmax over the last dimension, `exp(x) / sum(exp(x))`, computed on shifted scores so that nothing overflows."
     _check_scores("x", x)
-    e = (x - _row_max(x)).exp()
-    return e / e.sum(-1, keepdim=True)
+    shifted = x - _row_max(x)
+    return (shifted.exp() / _sum_exp(shifted)).to(x.dtype)
 
 # %% ../nbs/06_training.ipynb #375321ae
-def _check_classification(logits, targ):
+_CLASS_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+def _check_classification(fn, logits, targ):
     "Check `logits` (n, n_classes) against integer targets `targ` (n,) with values in 0..n_classes-1."
-    _check_scores("logits", logits); _check_tensor("targ", targ)
+    _check_scores("logits", logits); check_tensor(targ, "targ")
     if logits.ndim != 2 or targ.ndim != 1 or logits.shape[0] != targ.shape[0]:
-        raise ValueError(f"expected logits of shape (n, n_classes) and targ of shape (n,) with the same n; "
-                         f"got logits {tuple(logits.shape)} and targ {tuple(targ.shape)}")
-    if targ.is_floating_point() or targ.is_complex() or targ.dtype == torch.bool:
-        raise TypeError(f"targ must hold integer class indices (such as int64), got {targ.dtype}")
+        raise ValueError(f"{fn} expects logits (n, n_classes) and targ (n,) with the same n; "
+                         f"got logits {tuple(logits.shape)}, targ {tuple(targ.shape)}")
+    if targ.dtype not in _CLASS_DTYPES:
+        raise TypeError(f"targ must hold integer class indices (int64, int32, int16, int8 or uint8), got {targ.dtype}: "
+                        "convert it with targ.long()")
     if targ.device != logits.device:
         raise ValueError(f"logits and targ must be on one device, got {logits.device} and {targ.device}")
     n, n_classes = logits.shape
-    if n == 0: raise ValueError("a loss or accuracy of an empty batch is undefined (logits and targ have 0 rows)")
-    lowest, highest = (t.item() for t in targ.aminmax())
-    if lowest < 0 or highest >= n_classes:
-        raise ValueError(f"targ holds classes {lowest} to {highest}, "
-                         f"but logits has {n_classes} columns, for classes 0 to {n_classes - 1}")
+    if n == 0: raise ValueError(f"{fn} of an empty batch is undefined (logits and targ have 0 rows)")
+    _check_class_range(targ, n_classes)
+
+def _check_class_range(targ, n_classes):
+    "Refuse classes outside 0..n_classes-1, without making the CPU wait for a GPU (see the note below)."
+    if targ.device.type == "cpu":   # the values are already here: reading them costs no wait
+        lowest, highest = (v.item() for v in targ.aminmax())
+        if lowest < 0 or highest >= n_classes:
+            raise ValueError(f"targ holds classes {lowest} to {highest}, "
+                             f"but logits has {n_classes} columns, for classes 0 to {n_classes - 1}")
+    elif targ.device.type != "meta":   # queued on the device like any kernel; the CPU does not wait for it
+        torch._assert_async(((targ >= 0) & (targ < n_classes)).all(),
+                            f"targ holds a class outside 0 to {n_classes - 1}, the columns of logits")
 
 # %% ../nbs/06_training.ipynb #4bad8099
 def cross_entropy(logits:torch.Tensor, # scores, shape (n, n_classes), floating point
                   targ:torch.Tensor, # the correct class of each row, integers in 0..n_classes-1, shape (n,)
                  ) -> torch.Tensor: # the mean of -log(softmax(logits))[i, targ[i]], a 0-d tensor
     "Cross-entropy loss: the mean negative log-probability that softmax gives to the correct class."
-    _check_classification(logits, targ)
+    _check_classification("cross_entropy", logits, targ)
     return -log_softmax(logits).gather(1, targ.long().unsqueeze(1)).mean()
 
 # %% ../nbs/06_training.ipynb #7a27058e
@@ -200,7 +238,7 @@ def cross_entropy_grad(inp:torch.Tensor, # the scores (logits) that went into th
                        targ:torch.Tensor, # the correct classes, integers, shape (n,)
                       ) -> None: # adds d loss / d inp into inp.g, shape (n, n_classes)
     "Gradient of `cross_entropy(inp, targ)` for `inp`: `(softmax(inp) - one_hot(targ)) / n`, added into `inp.g`."
-    _check_classification(inp, targ)
+    _check_classification("cross_entropy_grad", inp, targ)
     n, n_classes = inp.shape
     add_grad(inp, (softmax(inp) - torch.nn.functional.one_hot(targ.long(), n_classes)) / n)
 
@@ -215,22 +253,48 @@ def accuracy(logits:torch.Tensor, # scores, shape (n, n_classes)
              targ:torch.Tensor, # the correct classes, integers, shape (n,)
             ) -> torch.Tensor: # fraction of rows whose top score is at the right class, 0-d float32
     "Fraction of rows of `logits` whose largest entry is at the target class (ties go to the lowest class)."
-    _check_classification(logits, targ)
+    _check_classification("accuracy", logits, targ)
     return (logits.argmax(-1) == targ).float().mean()
 
 # %% ../nbs/06_training.ipynb #a466392f
-def shuffled_batches(n:int, # how many samples
+def shuffled_batches(n:int, # how many samples (at most 2**31 - 1)
                      batch_size:int, # samples per minibatch; the last one may be smaller
                      generator:torch.Generator|None=None, # random source of the order, for reproducible runs
                      device:torch.device|str|None=None, # where to put the index tensors
                     ) -> tuple[torch.Tensor, ...]: # index tensors that together hold 0..n-1 exactly once
     "The indices `0..n-1` in a random order, cut into minibatches of `batch_size`."
-    for name, value in (("n", n), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    n, batch_size = check_int(n, "n"), check_int(batch_size, "batch_size")
+    if n >= 2**31: raise ValueError(f"n must be below 2**31 (a permutation of {n:,} indices would not fit in memory)")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, not {type(generator).__name__}")
+    _check_device(device)
     return torch.randperm(n, generator=generator).to(device).split(batch_size)
 
 # %% ../nbs/06_training.ipynb #68d0a5da
+def _check_fit_args(step, predict, x_train, y_train, x_valid, y_valid, progress):
+    "Check `fit`'s functions and data: tensors with values, one row per sample, on one device, classes not negative."
+    for name, f in (("step", step), ("predict", predict), ("progress", progress)):
+        if not (callable(f) or (name == "progress" and f is None)):
+            raise TypeError(f"{name} must be a function, not {type(f).__name__}")
+    _check_samples("fit", x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid)
+    if x_train.device.type == "meta": raise ValueError("fit needs data with values; x_train is on the meta device")
+    if x_train.shape[0] == 0 or x_valid.shape[0] == 0:
+        raise ValueError(f"fit needs at least one training and one validation sample; "
+                         f"got x_train {tuple(x_train.shape)}, x_valid {tuple(x_valid.shape)}")
+    for name, y in (("y_train", y_train), ("y_valid", y_valid)):
+        if y.dtype not in _CLASS_DTYPES: raise TypeError(f"{name} must hold integer classes, got {y.dtype}")
+    lowest = torch.stack([y_train.min().long(), y_valid.min().long()]).tolist()   # one wait for the whole run
+    if min(lowest) < 0: raise ValueError(f"classes cannot be negative; y_train and y_valid start at {lowest}")
+
+def _check_loss(loss):
+    "The loss that a training step returned, if it is one number with a value."
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(f"step(xb, yb) must return the minibatch's loss as a tensor, not {type(loss).__name__}")
+    if loss.numel() != 1 or loss.device.type == "meta":
+        raise ValueError(f"step(xb, yb) must return one loss value, got a tensor of shape {tuple(loss.shape)} "
+                         f"on {loss.device}")
+    return loss.reshape(())
+
 def fit(step:Callable, # step(xb, yb): one update of the weights on a minibatch; returns its loss (a 0-d tensor)
         predict:Callable, # predict(x): the model's scores (n, n_classes) for a batch, without training
         x_train:torch.Tensor, # training inputs, one row per sample
@@ -243,24 +307,15 @@ def fit(step:Callable, # step(xb, yb): one update of the weights on a minibatch;
         progress:Callable|None=None, # wraps the range of epochs for display, e.g. fastprogress's `progress_bar`
        ) -> dict[str, list[float]]: # per epoch: "train_loss", "valid_loss" and "valid_acc"
     "Train a classifier on shuffled minibatches; after each epoch, measure loss and accuracy on the validation set."
-    for name, t in (("x_train", x_train), ("y_train", y_train), ("x_valid", x_valid), ("y_valid", y_valid)):
-        _check_tensor(name, t)
-    if (any(t.ndim == 0 for t in (x_train, y_train, x_valid, y_valid))
-            or x_train.shape[0] != y_train.shape[0] or x_valid.shape[0] != y_valid.shape[0]):
-        raise ValueError(f"inputs and targets need the same number of rows; got x_train {tuple(x_train.shape)}, "
-                         f"y_train {tuple(y_train.shape)}, x_valid {tuple(x_valid.shape)}, "
-                         f"y_valid {tuple(y_valid.shape)}")
-    if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 1:
-        raise ValueError(f"n_epochs must be a positive integer, got {n_epochs!r}")
+    _check_fit_args(step, predict, x_train, y_train, x_valid, y_valid, progress)
+    n_epochs = check_int(n_epochs, "n_epochs")
     history = {"train_loss": [], "valid_loss": [], "valid_acc": []}
     epochs = range(n_epochs) if progress is None else progress(range(n_epochs))
     for _ in epochs:
-        total = torch.zeros((), dtype=torch.float64, device=x_train.device)
+        total = 0.0   # becomes a tensor on the loss's device, read once per epoch: no wait after every step
         for idx in shuffled_batches(x_train.shape[0], batch_size, generator, device=x_train.device):
-            loss = step(x_train[idx], y_train[idx])
-            if not isinstance(loss, torch.Tensor):
-                raise TypeError(f"step(xb, yb) must return the minibatch's loss as a tensor, not {type(loss).__name__}")
-            total += loss.detach() * len(idx)
+            loss = _check_loss(step(x_train[idx], y_train[idx]))
+            total = total + loss.detach().to(torch.float64) * len(idx)
         with torch.no_grad(): scores = predict(x_valid)
         history["train_loss"].append(total.item() / x_train.shape[0])
         history["valid_loss"].append(cross_entropy(scores, y_valid).item())

@@ -5,6 +5,7 @@ the notebooks the time of each one, so "how long does the whole book take to run
 """
 from collections import defaultdict
 from pathlib import Path
+import time
 import tomllib
 
 import pytest
@@ -13,7 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT / "nbs"
 
 _part_time = defaultdict(float)   # test file -> seconds (setup, call and teardown together)
-_notebook_time = {}               # notebook name -> seconds
+notebook_times = {}               # notebook name -> seconds, filled by test_notebooks.py
+notebook_workers = []             # how many notebooks ran at once
+_session_start = time.perf_counter()
 
 
 def notebooks():
@@ -29,8 +32,6 @@ def project():
 
 def pytest_runtest_logreport(report):
     _part_time[report.nodeid.split("::")[0]] += report.duration
-    if report.when == "call" and "test_notebook_runs[" in report.nodeid:
-        _notebook_time[report.nodeid.split("[", 1)[1].rstrip("]")] = report.duration
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -39,9 +40,9 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("wall time by part")
     for part, seconds in sorted(_part_time.items(), key=lambda kv: -kv[1]):
         write(f"{seconds:8.1f} s  {part}")
-    write(f"{sum(_part_time.values()):8.1f} s  all parts")
-    if _notebook_time:
+    write(f"{sum(_part_time.values()):8.1f} s  all parts ({time.perf_counter() - _session_start:.1f} s since pytest started)")
+    if notebook_times:
         write("")
-        for name, seconds in _notebook_time.items(): write(f"{seconds:8.1f} s  {name}")
-        write(f"{sum(_notebook_time.values()):8.1f} s  executing every notebook "
-              f"({len(_notebook_time)}, one fresh process each)")
+        for name, seconds in notebook_times.items(): write(f"{seconds:8.1f} s  {name}")
+        write(f"{sum(notebook_times.values()):8.1f} s  executing every notebook ({len(notebook_times)}, one fresh "
+              f"process each, {notebook_workers[0]} at once: {_part_time.get('tests/test_notebooks.py', 0):.1f} s of wall time)")

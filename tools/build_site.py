@@ -12,7 +12,8 @@ Run from the repository root, after `pip install -e ".[dev]"`:
     python tools/build_site.py --plain    # always the plain preview
     python tools/build_site.py --out DIR  # write the pages somewhere other than _docs/
 """
-import argparse, html, json, re, shutil, subprocess, sys, tempfile
+import argparse, html, json, os, posixpath, re, shutil, subprocess, sys, tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LINK_FILTER = Path(__file__).with_name("site_links.lua")
 PREVIEW_CSS = Path(__file__).with_name("preview.css")
 QUARTO_HELP = "https://quarto.org/docs/get-started/"
+# How pandoc reads a notebook: Markdown in HTML blocks, and fenced divs (`::: {.callout-note}`) as Quarto reads them.
+PANDOC_FROM = "ipynb+markdown_in_html_blocks+fenced_divs"
 
 
 def chapter_order(nbs_path):
@@ -36,11 +39,16 @@ def chapter_order(nbs_path):
 
 
 def _directives(source):
-    "Split a code cell's source into its `#| key: value` directives and the remaining code."
+    """Split a code cell's source into its `#| key: value` directives and the remaining code.
+
+    Values are read as YAML, as Quarto reads them, then given back as text: `true`, `false`,
+    `show`, or the unquoted string (`#| code-summary: "what it proves"` -> `what it proves`)."""
     directives, lines = {}, source.splitlines()
     while lines and lines[0].startswith("#|"):
         key, _, value = lines.pop(0)[2:].partition(":")
-        directives[key.strip()] = value.strip() or "true"
+        try: value = yaml.safe_load(value) if value.strip() else True
+        except yaml.YAMLError: value = value.strip()
+        directives[key.strip()] = str(value).lower() if isinstance(value, bool) else str(value)
     return directives, "\n".join(lines)
 
 
@@ -80,6 +88,11 @@ def prepare_notebook(nb):
                 cells.append(dict(cell_type="markdown", metadata={}, source=text))
                 continue
             cell["source"] = "" if directives.get("echo") == "false" else source
+            fold = directives.get("code-fold", "false")
+            if cell["source"] and fold in ("true", "show"):  # Quarto's code-fold: the filter makes a <details>
+                cell["metadata"]["fold"] = "open" if fold == "show" else "closed"
+                # prefixed so pandoc never reads the text as JSON ("true", "123") when it makes it an attribute
+                cell["metadata"]["fold_summary"] = "s:" + directives.get("code-summary", "Code")
             cell["execution_count"] = cell.get("execution_count") or len(cells) + 1
             for out in cell["outputs"]:
                 if "execution_count" in out: out["execution_count"] = cell["execution_count"]
@@ -95,10 +108,12 @@ def prepare_notebook(nb):
 
 
 def nav_html(pages, current):
-    "The chapter list put at the top of each page: `pages` is a list of (file name, title)."
+    """The chapter list put at the top of each page: `pages` is a list of (page path, title), paths
+    relative to the site's root (`matmul.html`, `exercises/matmul.html`); links are relative to `current`."""
+    here = posixpath.dirname(current)
     def item(href, title):
         mark = ' aria-current="page"' if href == current else ""
-        return f'<li><a href="{href}"{mark}>{html.escape(title)}</a></li>'
+        return f'<li><a href="{posixpath.relpath(href, here or ".")}"{mark}>{html.escape(title)}</a></li>'
     items = "".join(item(href, title) for href, title in pages)
     return (f'<nav id="book-nav" aria-label="Chapters"><ol>{items}</ol>'
             f'<p class="preview-note">Plain preview rendered with pandoc. '
@@ -119,7 +134,8 @@ def render_page(nb_path, out_html, front, nav, css, resource_path):
         if front.get("description"): meta["subtitle"] = front["description"]
         meta_file = Path(tmp) / "meta.yaml"
         meta_file.write_text(yaml.safe_dump(meta))
-        cmd = [pandoc_path(), str(nb_path), "--from", "ipynb+markdown_in_html_blocks", "--to", "html5", "--standalone",
+        Path(out_html).parent.mkdir(parents=True, exist_ok=True)
+        cmd = [pandoc_path(), str(nb_path), "--from", PANDOC_FROM, "--to", "html5", "--standalone",
                "--embed-resources", "--mathml", "--css", str(css), "--css", str(PREVIEW_CSS), "--metadata-file", str(meta_file),
                "--include-before-body", str(before), "--lua-filter", str(LINK_FILTER),
                "--resource-path", str(resource_path), "--output", str(out_html)]
@@ -128,7 +144,36 @@ def render_page(nb_path, out_html, front, nav, css, resource_path):
     return result.stderr  # pandoc's warnings, e.g. a resource it could not find
 
 
-def build_plain(out_dir, nbs_path=None):
+def page_path(name, front):
+    "Where the page of notebook `name` (relative to nbs/) goes, relative to the site's root, as Quarto puts it."
+    folder = posixpath.dirname(Path(name).as_posix())
+    return posixpath.join(folder, front.get("output-file") or Path(name).with_suffix(".html").name)
+
+
+def process_notebook(src, dst):
+    "Process one notebook as `nbdev-proc-nbs` does for Quarto (nbdev's own processors), into `dst`."
+    from fastcore.xtras import working_directory
+    from nbdev.processors import FilterDefaults
+    from nbdev.serve_drv import main as process
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    with working_directory(ROOT): process((Path(src).resolve(), Path(dst).resolve(), FilterDefaults))
+
+
+def render_notebook(nb_path, out_dir, pages, css, tmp_dir):
+    """Process, prepare and render one notebook that is not in the book (a test page) into `out_dir`,
+    with `pages` (page path, title) as its chapter list; returns the page's path relative to `out_dir`."""
+    processed = Path(tmp_dir) / f"processed_{Path(nb_path).name}"
+    process_notebook(nb_path, processed)
+    front, nb = prepare_notebook(json.loads(processed.read_text()))
+    href = page_path(Path(nb_path).name, front)
+    prepared = Path(tmp_dir) / f"prepared_{Path(nb_path).name}"
+    prepared.write_text(json.dumps(nb))
+    render_page(prepared, Path(out_dir) / href, front, nav_html(pages + [(href, front.get("title", href))], href),
+                css, Path(nb_path).parent)
+    return href
+
+
+def build_plain(out_dir, nbs_path=None, workers=None):
     "Build the plain preview into `out_dir`; returns the list of pages written."
     from nbdev.config import get_config
     from nbdev.quarto import refresh_quarto_yml
@@ -143,15 +188,17 @@ def build_plain(out_dir, nbs_path=None):
     prepared = []
     for name in chapter_order(nbs_path):
         front, nb = prepare_notebook(json.loads((proc_path / name).read_text()))
-        href = front.get("output-file") or Path(name).with_suffix(".html").name
-        prepared.append((name, href, front, nb))
+        prepared.append((name, page_path(name, front), front, nb))
     pages = [(href, front.get("title", href)) for _, href, front, _ in prepared]
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, href, front, nb in prepared:
-            nb_file = Path(tmp) / Path(name).name
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        def render(item):  # pandoc runs as its own process, so threads render pages side by side
+            name, href, front, nb = item
+            nb_file = Path(tmp) / name
+            nb_file.parent.mkdir(parents=True, exist_ok=True)
             nb_file.write_text(json.dumps(nb))
-            warnings = render_page(nb_file, out_dir / href, front, nav_html(pages, href),
-                                   nbs_path / "styles.css", proc_path / Path(name).parent)
+            return render_page(nb_file, out_dir / href, front, nav_html(pages, href),
+                               nbs_path / "styles.css", proc_path / Path(name).parent)
+        for (name, href, _, _), warnings in zip(prepared, pool.map(render, prepared)):
             if warnings.strip(): print(f"pandoc, {name}:\n{warnings}", file=sys.stderr)
             print(f"  {name} -> {out_dir / href}")
     return [out_dir / href for href, _ in pages]
@@ -162,7 +209,6 @@ def main(argv=None):
     parser.add_argument("--plain", action="store_true", help="build the pandoc preview even if Quarto is installed")
     parser.add_argument("--out", default=None, help="output folder (default: nbdev's doc_path, _docs/)")
     args = parser.parse_args(argv)
-    import os
     os.chdir(ROOT)
     if shutil.which("quarto") and not args.plain:
         subprocess.run(["nbdev-docs"], check=True)

@@ -1,0 +1,87 @@
+"""Run notebooks with nbdev's own test logic, several at once, each in a fresh process.
+
+Each notebook runs through `nbdev.test.test_nb`, exactly what `nbdev-test` runs: cells marked
+`#| eval: false` never run, and cells carrying a flag from `tst_flags` (`notest`) are skipped.
+Every notebook gets a process of its own, forked from a server process that has already imported
+torch and the other heavy packages, so no state leaks from one notebook into the next and nobody
+pays torch's import time twice. Up to `workers` notebooks run at once, each with
+`cpu_count // workers` torch threads, so they do not fight over the cores.
+
+    python tests/notebook_runner.py                  # every notebook in nbs/
+    python tests/notebook_runner.py nbs/01_matmul.ipynb --workers 1
+"""
+import io, multiprocessing as mp, os, sys, time
+from multiprocessing.connection import wait
+from pathlib import Path
+
+# Imported once by the server process that forks every notebook's process.
+PRELOAD = ["torch", "numpy", "matplotlib.pyplot", "sympy", "hypothesis", "IPython", "fastcore.all",
+           "execnb.shell", "nbdev.test", "nbdev.showdoc"]
+
+
+def default_workers(n_notebooks):
+    "One worker per core, at most one per notebook; `NOTEBOOK_WORKERS` overrides."
+    return max(1, int(os.environ.get("NOTEBOOK_WORKERS") or min(os.cpu_count() or 1, n_notebooks)))
+
+
+def _run_in_child(path, threads, conn):
+    "Process body: run one notebook with nbdev's `test_nb`, send back `(passed, error text)`."
+    captured = io.StringIO()
+    try:
+        import torch
+        from nbdev.config import get_config
+        from nbdev.test import test_nb
+        torch.set_num_threads(threads)
+        cfg = get_config(Path(path).parent)
+        flags = cfg.tst_flags.split() if isinstance(cfg.tst_flags, str) else list(cfg.tst_flags or [])
+        sys.__stderr__ = captured  # where test_nb writes the failing cell's traceback
+        passed, _ = test_nb(path, skip_flags=flags, basepath=cfg.config_path, cell_timeout=cfg.cell_timeout or None)
+    except BaseException:
+        import traceback
+        passed = False
+        captured.write(traceback.format_exc())
+    conn.send((bool(passed), captured.getvalue()))
+    conn.close()
+
+
+def run_notebooks(paths, workers=None, on_result=None):
+    """Run every notebook in `paths`; return {name: (passed, seconds, error text)} in `paths` order.
+
+    `on_result(name, passed, seconds, error)` is called as each notebook finishes."""
+    paths = [Path(p).resolve() for p in paths]
+    workers = workers or default_workers(len(paths))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    pending, running, results = list(paths), {}, {}
+    while pending or running:
+        while pending and len(running) < workers:
+            path = pending.pop(0)
+            receive, send = ctx.Pipe(duplex=False)
+            process = ctx.Process(target=_run_in_child, args=(str(path), threads, send), name=f"notebook {path.name}")
+            process.start()
+            send.close()
+            running[receive] = (path, process, time.perf_counter())
+        for conn in wait(list(running)):
+            path, process, start = running.pop(conn)
+            try: passed, error = conn.recv()
+            except EOFError: passed, error = False, "the process running it ended without a result"
+            process.join()
+            if process.exitcode: error += f"\n(the notebook's process exited with code {process.exitcode})"
+            results[path.name] = (passed, time.perf_counter() - start, error)
+            if on_result: on_result(path.name, *results[path.name])
+    return {p.name: results[p.name] for p in paths}
+
+
+if __name__ == "__main__":
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: every notebook in nbs/)")
+    parser.add_argument("--workers", type=int, default=None, help="notebooks run at once (default: one per core)")
+    args = parser.parse_args()
+    paths = args.notebooks or sorted(Path(__file__).resolve().parent.parent.glob("nbs/*.ipynb"))
+    start = time.perf_counter()
+    results = run_notebooks(paths, args.workers, on_result=lambda name, passed, seconds, error: print(
+        f"{seconds:6.1f} s  {'passed' if passed else 'FAILED'}  {name}\n{error}".rstrip(), flush=True))
+    print(f"{time.perf_counter() - start:6.1f} s  wall time, {len(results)} notebooks")
+    sys.exit(0 if all(passed for passed, _, _ in results.values()) else 1)

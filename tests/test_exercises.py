@@ -1,0 +1,423 @@
+"""The exercise checker grades right answers as right and wrong ones as wrong, with the hint each deserves,
+and the exercise notebooks are current and pass with the book's own code in place of the stubs.
+
+The catalogue below holds wrong implementations written the way a learner might write them (loops,
+indexing, in-place tricks), independently of the slips inside `foundations.exercises`. Each must fail
+with its hint on every one of 20 seeds, so that no check depends on a lucky draw.
+"""
+import contextlib, functools, io, json, math, re, sys
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import NBS, ROOT
+
+from foundations.exercises import check, exercise_modules
+
+sys.path.insert(0, str(ROOT / "tools"))
+import make_exercises  # noqa: E402
+
+SEEDS = range(20)
+
+
+@functools.cache
+def solution_notebooks():
+    "The exercise notebooks with the chapters' own code in place of the stubs: {file name: notebook}."
+    return make_exercises.exercise_notebooks(solutions=True)
+
+
+def passes(name, fn, seed=0):
+    "Run a check that must pass; return the one line it printed."
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out): check(name, fn, seed=seed)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and re.search(r"all \d+ cases agree", lines[0]), lines
+    return lines[0]
+
+
+def failure(name, fn, seed=0):
+    "Run a check that must fail; return its message."
+    with pytest.raises(AssertionError) as info: check(name, fn, seed=seed)
+    return str(info.value)
+
+
+# ---- right answers, written differently from the book ----
+
+def matmul_loops_jpi(a, b):
+    "Loops in another order: column, then the sum, then the row."
+    c = a.new_zeros(a.shape[0], b.shape[1])
+    for j in range(b.shape[1]):
+        for p in range(a.shape[1]):
+            for i in range(a.shape[0]): c[i, j] += a[i, p] * b[p, j]
+    return c
+
+def matmul_addmm(a, b): return torch.addmm(a.new_zeros(a.shape[0], b.shape[1]), a, b)
+def lin_addmm(x, w, b): return torch.addmm(b, x, w)
+def relu_where(x): return torch.where(x > 0, x, torch.zeros_like(x))
+def relu_mask(x): return x * (x > 0)
+def mse_flat(output, targ): return ((output.reshape(-1) - targ.reshape(-1)) ** 2).sum() / targ.numel()
+
+def lin_grad_assigning(inp, out, w, b):
+    inp.g = out.g @ w.T
+    w.g = torch.einsum("ni,no->io", inp, out.g)
+    b.g = out.g.sum(0)
+
+def relu_grad_where(inp, out): inp.g = torch.where(inp > 0, out.g, torch.zeros_like(out.g))
+
+def mse_grad_adding(inp, targ):
+    from foundations.core import add_grad
+    diff = inp.reshape(-1) - targ.reshape(-1)
+    add_grad(inp, (2 * diff / diff.numel()).reshape(inp.shape))
+
+def xavier_normal_(n_in, n_out, *, dtype=None, device=None, generator=None):
+    return torch.empty(n_out, n_in, dtype=dtype, device=device).normal_(0, n_in ** -0.5, generator=generator).T
+
+def broadcast_shapes_padded(*shapes):
+    n = max((len(s) for s in shapes), default=0)
+    padded = [(1,) * (n - len(s)) + tuple(s) for s in shapes]
+    result = []
+    for sizes in zip(*padded):
+        big = {s for s in sizes if s != 1}
+        if len(big) > 1: raise ValueError(f"sizes {sizes} do not broadcast")
+        result.append(big.pop() if big else 1)
+    return tuple(result)
+
+def cross_entropy_logsumexp(logits, targ):
+    return (torch.logsumexp(logits, 1) - logits[torch.arange(len(targ)), targ]).mean()
+
+def conv_with_torch(x, weight, bias=None, stride=1, padding=0):
+    return torch.nn.functional.conv2d(x, weight, bias, stride=stride, padding=padding)
+
+RIGHT = [("matmul_loops", matmul_loops_jpi), ("matmul_elementwise", matmul_addmm), ("matmul_einsum", matmul_addmm),
+         ("lin", lin_addmm), ("relu", relu_where), ("relu", relu_mask), ("mse", mse_flat),
+         ("lin_grad", lin_grad_assigning), ("relu_grad", relu_grad_where), ("mse_grad", mse_grad_adding),
+         ("xavier_init", xavier_normal_), ("broadcast_shapes", broadcast_shapes_padded),
+         ("cross_entropy", cross_entropy_logsumexp), ("conv2d_unfold", conv_with_torch)]
+
+
+@pytest.mark.parametrize("name", list(exercise_modules()))
+def test_reference_passes(name):
+    module = __import__(f"foundations.{exercise_modules()[name]}", fromlist=[name])
+    line = passes(name, getattr(module, name))
+    assert line.startswith(f"{name}: all ")
+
+
+@pytest.mark.parametrize("name,fn", RIGHT, ids=[f"{n}-{f.__name__}" for n, f in RIGHT])
+def test_right_answers_written_differently_pass(name, fn):
+    for seed in (0, 1, 2): passes(name, fn, seed)
+
+
+# ---- the catalogue of wrong answers, each with the hint it must get ----
+
+def neuron_no_bias(inputs, weights, bias):
+    total = 0
+    for x, w in zip(inputs, weights): total += x * w
+    return total
+
+def matmul_b_swapped(a, b):
+    n, k = a.shape; m = b.shape[1]
+    c = torch.zeros(n, m, dtype=a.dtype)
+    for i in range(n):
+        for j in range(m):
+            for p in range(k): c[i, j] += a[i, p] * b[j, p]
+    return c
+
+def matmul_assigns(a, b):
+    c = torch.zeros(a.shape[0], b.shape[1], dtype=a.dtype)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            for p in range(a.shape[1]): c[i, j] = a[i, p] * b[p, j]
+    return c
+
+def matmul_float32(a, b):
+    c = torch.zeros(a.shape[0], b.shape[1])
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]): c[i, j] = (a[i] * b[:, j]).sum()
+    return c
+
+def matmul_transposed(a, b):
+    c = torch.zeros(b.shape[1], a.shape[0], dtype=a.dtype)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]): c[j, i] = (a[i, :] * b[:, j]).sum()
+    return c
+
+def matmul_broadcast_row(a, b):
+    c = torch.zeros(a.shape[0], b.shape[1], dtype=a.dtype)
+    for i in range(a.shape[0]): c[i] = (a[i] * b).sum(0)
+    return c
+
+def einsum_swapped_output(a, b): return torch.einsum("ik,kj->ji", a, b)
+
+def broadcast_from_the_left(*shapes):
+    n = max((len(s) for s in shapes), default=0)
+    result = []
+    for d in range(n):
+        sizes = [s[d] for s in shapes if d < len(s)]
+        big = {s for s in sizes if s != 1}
+        if len(big) > 1: raise ValueError("no")
+        result.append(big.pop() if big else 1)
+    return tuple(result)
+
+def broadcast_takes_max(*shapes):
+    n = max((len(s) for s in shapes), default=0)
+    return tuple(max([s[d - n + len(s)] for s in shapes if d - n + len(s) >= 0]) for d in range(n))
+
+def normalize_no_reshape(x, mean, std):
+    return (x - torch.as_tensor(mean, dtype=x.dtype)) / torch.as_tensor(std, dtype=x.dtype)
+
+def lin_no_bias(x, w, b): return x @ w
+def lin_pytorch_layout(x, w, b): return x @ w.t() + b
+
+def relu_leaky(x): return torch.where(x > 0, x, x * 0.01)
+def relu_inverted(x): return torch.where(x < 0, x, torch.zeros_like(x))
+
+def relu_in_place(x):
+    x[x < 0] = 0
+    return x
+
+def mse_broadcast(output, targ): return (output - targ).pow(2).mean()
+def mse_sum(output, targ): return ((output.squeeze(-1) - targ) ** 2).sum()
+def mse_n_minus_1(output, targ): return ((output.squeeze(-1) - targ) ** 2).sum() / (len(targ) - 1)
+
+def xavier_kaimings_scale(n_in, n_out, *, dtype=None, device=None, generator=None):
+    return torch.randn(n_in, n_out, dtype=dtype, generator=generator) * math.sqrt(2 / n_in)
+
+def kaiming_xaviers_scale(n_in, n_out, *, dtype=None, device=None, generator=None):
+    return torch.randn(n_in, n_out, dtype=dtype, generator=generator) / math.sqrt(n_in)
+
+def kaiming_fan_out(n_in, n_out, *, dtype=None, device=None, generator=None):
+    return torch.randn(n_in, n_out, dtype=dtype, generator=generator) * math.sqrt(2 / n_out)
+
+def kaiming_uniform(n_in, n_out, *, dtype=None, device=None, generator=None):
+    return torch.rand(n_in, n_out, dtype=dtype, generator=generator) * math.sqrt(2 / n_in)
+
+def kaiming_no_generator(n_in, n_out, *, dtype=None, device=None, generator=None):
+    return torch.randn(n_in, n_out, dtype=dtype) * math.sqrt(2 / n_in)
+
+def mse_grad_no_n(inp, targ): inp.g = 2 * (inp.squeeze(-1) - targ).unsqueeze(-1).reshape(inp.shape)
+def mse_grad_broadcast(inp, targ): inp.g = 2 * (inp - targ) / len(targ)
+def mse_grad_sign(inp, targ): inp.g = (2 * (targ.reshape(-1) - inp.reshape(-1)) / len(targ)).reshape(inp.shape)
+def mse_grad_adds_into_missing(inp, targ): inp.g += 2 * (inp.reshape(-1) - targ.reshape(-1)).reshape(inp.shape) / len(targ)
+
+def relu_grad_inverted(inp, out): inp.g = out.g * (inp <= 0)
+def relu_grad_leaky(inp, out): inp.g = out.g * torch.where(inp > 0, 1.0, 0.01).to(out.g.dtype)
+def relu_grad_kink(inp, out): inp.g = out.g * (inp >= 0)
+def relu_grad_mask_only(inp, out): inp.g = (inp > 0).to(inp.dtype)
+
+def relu_grad_in_place(inp, out):
+    out.g[inp <= 0] = 0
+    inp.g = out.g
+
+def lin_grad_bias_mean(inp, out, w, b):
+    inp.g, w.g, b.g = out.g @ w.T, inp.T @ out.g, out.g.mean(dim=0)
+
+def lin_grad_w_transposed(inp, out, w, b):
+    inp.g, w.g, b.g = out.g @ w.T, out.g.T @ inp, out.g.sum(0)
+
+def lin_grad_no_transpose(inp, out, w, b):
+    inp.g, w.g, b.g = out.g @ w, inp.T @ out.g, out.g.sum(0)
+
+def lin_grad_forgets_bias(inp, out, w, b):
+    inp.g, w.g = out.g @ w.T, inp.T @ out.g
+
+def forward_and_backward_accumulates(inp, targ, w1, b1, w2, b2):
+    from foundations.backprop import lin_grad, relu_grad, mse_grad
+    l1 = inp @ w1 + b1
+    l2 = l1.clamp_min(0)
+    out = l2 @ w2 + b2
+    loss = ((out[:, 0] - targ) ** 2).mean()
+    mse_grad(out, targ); lin_grad(l2, out, w2, b2); relu_grad(l1, l2); lin_grad(inp, l1, w1, b1)
+    return loss
+
+def make_lin_class(bias_grad):
+    from foundations.modules import LayerFunction
+    class Lin(LayerFunction):
+        def __init__(self, w, b): super().__init__(); self.w, self.b = w, b
+        def forward(self, inp): return inp @ self.w + self.b
+        def bwd(self, out, inp):
+            inp.g, self.w.g, self.b.g = out.g @ self.w.T, inp.T @ out.g, bias_grad(out.g)
+    return Lin
+
+def make_relu_class():
+    from foundations.modules import LayerFunction
+    class Relu(LayerFunction):
+        def forward(self, inp): return inp.clamp_min(0)
+        def bwd(self, out, inp): inp.g = out.g * (inp < 0)
+    return Relu
+
+def make_mse_class():
+    from foundations.modules import LayerFunction
+    class Mse(LayerFunction):
+        def forward(self, inp, targ): return ((inp - targ) ** 2).mean()
+        def bwd(self, out, inp, targ): inp.g = 2 * (inp.squeeze(-1) - targ).unsqueeze(-1) / targ.shape[0]
+    return Mse
+
+class MyReluNoMask(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, inp): ctx.save_for_backward(inp); return inp.clamp_min(0)
+    @staticmethod
+    def backward(ctx, grad_output): return grad_output
+
+class LinearLayerNoTranspose(nn.Module):
+    def __init__(self, n_in, n_out, *, dtype=None, device=None, generator=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_in, n_out, dtype=dtype, generator=generator) * math.sqrt(2 / n_in))
+        self.bias = nn.Parameter(torch.zeros(n_out, dtype=self.weight.dtype))
+    def forward(self, x): return x @ self.weight + self.bias
+
+class LinearLayerXavier(nn.Module):
+    def __init__(self, n_in, n_out, *, dtype=None, device=None, generator=None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_out, n_in, dtype=dtype, generator=generator) / math.sqrt(n_in))
+        self.bias = nn.Parameter(torch.zeros(n_out, dtype=self.weight.dtype))
+    def forward(self, x): return x @ self.weight.t() + self.bias
+
+def cross_entropy_naive(logits, targ):
+    p = logits.exp() / logits.exp().sum(1, keepdim=True)
+    return -p[torch.arange(len(targ)), targ].log().mean()
+
+def cross_entropy_sum(logits, targ):
+    return -torch.log_softmax(logits, 1)[torch.arange(len(targ)), targ].sum()
+
+def cross_entropy_block(logits, targ): return -torch.log_softmax(logits, -1)[:, targ].mean()
+
+def cross_entropy_grad_no_n(inp, targ):
+    inp.g = torch.softmax(inp, 1) - torch.nn.functional.one_hot(targ, inp.shape[1]).to(inp.dtype)
+
+def conv_no_bias(x, weight, bias=None, stride=1, padding=0):
+    return torch.nn.functional.conv2d(x, weight, None, stride=stride, padding=padding)
+
+def conv_flipped(x, weight, bias=None, stride=1, padding=0):
+    return torch.nn.functional.conv2d(x, weight.flip(2, 3), bias, stride=stride, padding=padding)
+
+def stub(*args): raise NotImplementedError("your code here")
+
+CATALOGUE = [  # (exercise, wrong implementation, a phrase its hint must contain)
+    ("neuron", neuron_no_bias, "bias is missing"),
+    ("matmul_loops", matmul_b_swapped, "`b` is indexed the wrong way round"),
+    ("matmul_loops", matmul_assigns, "keeps only the last product"),
+    ("matmul_loops", matmul_float32, "create the result with the inputs' dtype"),
+    ("matmul_elementwise", matmul_transposed, "transposed"),
+    ("matmul_broadcast", matmul_broadcast_row, "make it a column"),
+    ("matmul_einsum", einsum_swapped_output, "output subscripts are swapped"),
+    ("broadcast_shapes", broadcast_from_the_left, "lined up from their first dimension"),
+    ("broadcast_shapes", broadcast_takes_max, "raise `ValueError`"),
+    ("normalize", normalize_no_reshape, "reshape them to (C, 1, 1)"),
+    ("lin", lin_no_bias, "bias is missing"),
+    ("lin", lin_pytorch_layout, "`w` is transposed"),
+    ("relu", relu_leaky, "leaky"),
+    ("relu", relu_inverted, "mask is inverted"),
+    ("relu", relu_in_place, "Build new tensors instead of writing into the arguments"),
+    ("mse", mse_broadcast, "broadcasts to an (n, n) table"),
+    ("mse", mse_sum, "divides by n"),
+    ("mse", mse_n_minus_1, "divided by the wrong count"),
+    ("xavier_init", xavier_kaimings_scale, "That is Kaiming's scale"),
+    ("kaiming_init", kaiming_xaviers_scale, "That is Xavier's scale"),
+    ("kaiming_init", kaiming_fan_out, "uses n_out"),
+    ("kaiming_init", kaiming_uniform, "`torch.rand` draws from [0, 1)"),
+    ("kaiming_init", kaiming_no_generator, "generator is ignored"),
+    ("mse_grad", mse_grad_no_n, "not divided by n"),
+    ("mse_grad", mse_grad_broadcast, "broadcasts to (n, n)"),
+    ("mse_grad", mse_grad_sign, "sign is flipped"),
+    ("mse_grad", mse_grad_adds_into_missing, "arrive fresh, with no `.g`"),
+    ("relu_grad", relu_grad_inverted, "mask is inverted"),
+    ("relu_grad", relu_grad_leaky, "leaky ReLU"),
+    ("relu_grad", relu_grad_kink, "`inp > 0`, not `inp >= 0`"),
+    ("relu_grad", relu_grad_mask_only, "Only the mask is stored"),
+    ("relu_grad", relu_grad_in_place, "changed its input out.g in place"),
+    ("lin_grad", lin_grad_bias_mean, "averaged over the batch"),
+    ("lin_grad", lin_grad_w_transposed, "w.g is transposed"),
+    ("lin_grad", lin_grad_no_transpose, "missing a transpose"),
+    ("lin_grad", lin_grad_forgets_bias, "b.g was not set"),
+    ("forward_and_backward", forward_and_backward_accumulates, "clear the five tensors' `.g`"),
+    ("Lin", make_lin_class(lambda g: g.mean(0)), "averaged over the batch"),
+    ("Relu", make_relu_class(), "mask is inverted"),
+    ("Mse", make_mse_class(), "broadcasts to an (n, n) table"),
+    ("MyRelu", MyReluNoMask, "passes `grad_output` everywhere"),
+    ("LinearLayer", LinearLayerNoTranspose, "stores it transposed, (n_out, n_in)"),
+    ("LinearLayer", LinearLayerXavier, "needs Kaiming's"),
+    ("cross_entropy", cross_entropy_naive, "overflows"),
+    ("cross_entropy", cross_entropy_sum, "summed over the batch"),
+    ("cross_entropy", cross_entropy_block, "picks an (n, n) block"),
+    ("cross_entropy_grad", cross_entropy_grad_no_n, "not divided by n"),
+    ("conv2d_unfold", conv_no_bias, "bias is missing"),
+    ("conv2d_unfold", conv_flipped, "kernel is flipped"),
+    ("lin_grad", stub, "Replace the `raise NotImplementedError` line"),
+]
+
+
+def test_catalogue_is_large():
+    assert len(CATALOGUE) >= 30
+    assert len({fn for _, fn, _ in CATALOGUE}) == len(CATALOGUE)
+
+
+@pytest.mark.parametrize("name,fn,hint", CATALOGUE, ids=[f"{n}-{getattr(f, '__name__', 'class')}" for n, f, _ in CATALOGUE])
+def test_wrong_answer_fails_with_its_hint_on_every_seed(name, fn, hint):
+    for seed in SEEDS:
+        message = failure(name, fn, seed)
+        assert "the smallest that fails" in message or "raised" in message, message
+        assert hint in message, f"seed {seed}: expected a hint containing {hint!r}, got:\n{message}"
+
+
+def test_message_names_the_wrong_gradient_and_the_case():
+    message = failure("lin_grad", lin_grad_bias_mean)
+    assert "b.g:" in message and "inp.g" not in message.split("Hint:")[0] and "w.g" not in message
+    assert re.search(r"inp \(\d+, \d+\) float\d+", message)
+    assert "largest difference" in message or "expected" in message
+
+
+def test_readers_error_is_shown_and_chained():
+    with pytest.raises(AssertionError) as info: check("lin", lin_pytorch_layout)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert "raised RuntimeError" in str(info.value)
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(ValueError) as info: check("matmul", matmul_addmm)
+    assert "'matmul'" in str(info.value)
+    for name in ("matmul_loops", "lin_grad", "LinearLayer", "conv2d_unfold"): assert name in str(info.value)
+
+
+def test_coverage():
+    required = """neuron relu matmul_loops matmul_elementwise matmul_broadcast matmul_einsum broadcast_shapes normalize
+                  lin mse xavier_init kaiming_init mse_grad relu_grad lin_grad forward_and_backward Lin Relu Mse MyRelu
+                  LinearLayer conv2d_unfold cross_entropy cross_entropy_grad""".split()
+    assert set(required) <= set(exercise_modules())
+
+
+# ---- the exercise notebooks ----
+
+def test_committed_exercise_notebooks_are_current(tmp_path):
+    make_exercises.write(tmp_path)
+    committed = NBS / "exercises"
+    expected = sorted(p.name for p in tmp_path.glob("*.ipynb"))
+    assert sorted(p.name for p in committed.glob("*.ipynb")) == expected, \
+        "nbs/exercises/ does not hold one notebook per chapter: run `python tools/make_exercises.py`"
+    stale = [n for n in expected if (committed / n).read_text() != (tmp_path / n).read_text()]
+    assert not stale, f"out of date: {stale}; run `python tools/make_exercises.py`"
+    assert (committed / ".notest").exists(), "nbs/exercises/.notest keeps nbdev-test from running the stubs"
+
+
+def test_exercise_notebooks_export_nothing_and_have_the_frame():
+    chapter_setup = "".join(json.loads((NBS / "01_matmul.ipynb").read_text())["cells"][2]["source"])
+    for name, nb in make_exercises.exercise_notebooks().items():
+        sources = ["".join(c["source"]) for c in nb["cells"]]
+        assert sources[0].startswith("# Exercises: ") and "\n> " in sources[0]
+        assert f"blob/main/nbs/exercises/{name})" in sources[1]
+        assert sources[2] == chapter_setup
+        assert not any(re.search(r"^#\|\s*(export|default_exp)", s, re.M) for s in sources), name
+        checks = [s for s in sources if s.startswith("check(")]
+        stubs = [s for s in sources if 'raise NotImplementedError("your code here")' in s]
+        assert checks and len(stubs) == len(checks), name
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (NBS / "exercises").glob("*.ipynb")))
+def test_exercise_notebook_passes_with_the_books_code(name):
+    nb = solution_notebooks()[name]
+    namespace, out = {"__name__": "__main__"}, io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code": exec(compile("".join(cell["source"]), f"{name} cell", "exec"), namespace)
+    n_checks = sum("".join(c["source"]).startswith("check(") for c in nb["cells"])
+    assert len(re.findall(r"cases agree", out.getvalue())) == n_checks, out.getvalue()

@@ -1,0 +1,225 @@
+"""Write the exercise notebooks, `nbs/exercises/NN_name.ipynb`, from the chapters.
+
+For every function and class that `foundations.exercises.check` can grade, this finds the cell of
+its chapter that defines it (by the name it defines, never by position), and writes an exercise
+notebook per chapter: the chapter's title and first cells (Open-in-Colab badge, hidden setup cell),
+the chapter's import cells, then for each exercise the markdown cells just before its definition,
+the definition with its signature and docstring kept and its body replaced by a stub, and a
+`check(...)` cell. The notebooks export nothing; `nbs/exercises/.notest` keeps `nbdev-test` from
+running them (their stubs fail on purpose). The output depends only on the chapters and the
+library, so the test `tests/test_exercises.py` can regenerate them and compare.
+
+Run from the repository root after changing a chapter (and `nbdev-export`):
+
+    python tools/make_exercises.py            # writes nbs/exercises/
+    python tools/make_exercises.py --out DIR  # writes somewhere else (the test uses this)
+"""
+import argparse, ast, hashlib, importlib, json, re, tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NBS = ROOT / "nbs"
+STUB = 'raise NotImplementedError("your code here")'
+KEEP_METHODS = {"__repr__", "extra_repr"}   # a stub here would break printing the object, not teach anything
+
+
+def _source(cell): return "".join(cell["source"])
+
+
+def _split_directives(source):
+    "The `#| ...` directive lines at the top of a cell, and the code after them."
+    lines = source.splitlines()
+    n = 0
+    while n < len(lines) and lines[n].startswith("#|"): n += 1
+    return lines[:n], "\n".join(lines[n:])
+
+
+def _defined_names(code):
+    "Names defined at the top level of `code` (functions and classes), or an empty set if it does not parse."
+    try: tree = ast.parse(code)
+    except SyntaxError: return set()
+    return {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+
+
+def _is_exported(directives): return any(re.match(r"#\|\s*export", d) for d in directives)
+
+
+def _imports(code):
+    "The top-level import statements of `code`, as source lines."
+    try: tree = ast.parse(code)
+    except SyntaxError: return []
+    lines = code.splitlines()
+    return ["\n".join(lines[n.lineno - 1:n.end_lineno]) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+
+
+def _is_helper(cell):
+    "An exported code cell that defines only private names (`_check_tensor`): the exercise's own helpers."
+    if cell["cell_type"] != "code": return False
+    directives, code = _split_directives(_source(cell))
+    names = _defined_names(code)
+    return _is_exported(directives) and bool(names) and all(n.startswith("_") for n in names)
+
+
+def _lead_in(cells, index):
+    """The markdown cells just before the exercise's cell, back to its section's heading, as [(kind, source)].
+
+    The chapter's private helpers in between (`_check_tensor`, `_normal_weights`) are skipped: some of them
+    do the exercise's work, and the reader writes their own."""
+    lead, j = [], index - 1
+    while j >= 0 and (cells[j]["cell_type"] == "markdown" or _is_helper(cells[j])):
+        if cells[j]["cell_type"] == "markdown":
+            text = _source(cells[j])
+            heading = re.search(r"^#{1,6} ", text, flags=re.M)
+            lead.insert(0, ("markdown", text[heading.start():] if heading else text))
+            if heading: break
+        j -= 1
+    return lead
+
+
+def chapters():
+    "Chapter notebooks (`nbs/NN_name.ipynb`, NN from 01) by the module they export, e.g. {'matmul': Path(...)}."
+    found = {}
+    for path in sorted(NBS.glob("[0-9][0-9]_*.ipynb")):
+        if path.name.startswith("00_"): continue
+        for cell in json.loads(path.read_text())["cells"]:
+            m = re.match(r"#\|\s*default_exp\s+(\S+)", _source(cell))
+            if cell["cell_type"] == "code" and m: found[m[1]] = path; break
+    return found
+
+
+def find_definition(cells, name):
+    "Index of the code cell that defines `name` at its top level, preferring an exported cell."
+    candidates = []
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] != "code": continue
+        directives, code = _split_directives(_source(cell))
+        if name in _defined_names(code): candidates.append((not _is_exported(directives), i))
+    if not candidates: return None
+    return min(candidates)[1]
+
+
+def _stub_function(lines, node):
+    "Replace the body of the function `node` in `lines` (the cell's code, as a list) by the stub, keeping its docstring."
+    body = node.body
+    has_doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+        and isinstance(body[0].value.value, str)
+    first = body[1] if has_doc and len(body) > 1 else None if has_doc else body[0]
+    if first is None:   # only a docstring: add the stub after it
+        indent = " " * body[0].col_offset
+        lines[body[0].end_lineno - 1:body[0].end_lineno] = [lines[body[0].end_lineno - 1], indent + STUB]
+        return
+    start, end = first.lineno - 1, node.end_lineno - 1
+    if first.lineno == node.lineno or lines[start][:first.col_offset].strip():   # body on the `def` line
+        line = lines[start]
+        lines[start:end + 1] = [line[:first.col_offset] + STUB]
+        return
+    lines[start:end + 1] = [" " * first.col_offset + STUB]
+
+
+def make_stub(code, name):
+    "`code` with the body of `name` (a function, or each method of a class) replaced by the stub."
+    tree = ast.parse(code)
+    node = next(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name)
+    lines = code.splitlines()
+    if isinstance(node, ast.FunctionDef): targets = [node]
+    else: targets = [m for m in node.body if isinstance(m, ast.FunctionDef) and m.name not in KEEP_METHODS]
+    for target in sorted(targets, key=lambda n: n.lineno, reverse=True): _stub_function(lines, target)
+    return "\n".join(lines)
+
+
+def _cell(kind, source, nb_name, index):
+    cell_id = hashlib.sha1(f"{nb_name}:{index}:{kind}".encode()).hexdigest()[:8]
+    cell = {"cell_type": kind, "id": cell_id, "metadata": {}, "source": source.splitlines(keepends=True)}
+    if kind == "code": cell.update(execution_count=None, outputs=[])
+    return cell
+
+
+def _repository():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"].rstrip("/")
+
+
+def exercise_notebook(chapter, names, module, solutions=False):
+    """The exercise notebook for `chapter` (a path) and its exercises `names`, as a dict.
+
+    With `solutions=True` each stub is replaced by the chapter's own cell, and a first code cell puts
+    the chapter module's names (private helpers included) in scope: the book's answer, for testing."""
+    cells = json.loads(chapter.read_text())["cells"]
+    title = _source(cells[0]).splitlines()[0].removeprefix("# ").strip()
+    setup = next(_source(c) for c in cells[:4] if c["cell_type"] == "code" and "google.colab" in _source(c))
+    public = [n for n in getattr(importlib.import_module(f"foundations.{module}"), "__all__", []) if n not in names]
+    github = re.match(r"https://github.com/(.+)$", _repository())[1]
+    out = [("markdown", f"# Exercises: {title}\n\n> Write the functions of the chapter *{title}* yourself; "
+                        "`check` grades each one against the book's library and tells you what is wrong."),
+           ("markdown", f"[![Open in Colab](../images/colab-badge.svg)](https://colab.research.google.com/github/"
+                        f"{github}/blob/main/nbs/exercises/{chapter.name})"),
+           ("code", setup),
+           ("markdown", f"Each exercise below is a function (or a class) from [the chapter](../{chapter.name}), with the "
+                        "chapter's explanation before it. Its signature and docstring are kept, and its body is "
+                        f"`{STUB}`: replace that line with your code, run the cell, then run the `check` cell "
+                        "below it. `check` runs your code and the library's on the same inputs, many shapes "
+                        "and both float32 and float64, and either says how many cases agree or raises an "
+                        "`AssertionError` that shows the smallest failing input, what was expected, what came back, "
+                        "and a hint when the mistake is a familiar one. Later exercises may call earlier ones, "
+                        "so work from the top. How the grading works: [Exercises](../10_exercises.ipynb).")]
+    imports = [line for c in cells if c["cell_type"] == "code" and _is_exported(_split_directives(_source(c))[0])
+               for line in _imports(_split_directives(_source(c))[1])]
+    if not any(re.match(r"import torch$", line) for line in imports): imports.insert(0, "import torch")
+    library = "from foundations.exercises import check"
+    if public: library += f"\nfrom foundations.{module} import " + ", ".join(public)
+    out.append(("code", "\n".join(imports + [library])))
+    if solutions:
+        out.append(("code", f"import foundations.{module} as _chapter\n"
+                            "globals().update({k: v for k, v in vars(_chapter).items() if not k.startswith('__')})"))
+    found = [(find_definition(cells, name), name) for name in names]
+    missing = [name for index, name in found if index is None]
+    if missing: raise LookupError(f"{chapter.name} defines no cell for the exercises {missing}")
+    for index, name in sorted(found):
+        out += _lead_in(cells, index)
+        code = _split_directives(_source(cells[index]))[1]
+        out.append(("code", code if solutions else make_stub(code, name)))
+        out.append(("code", f'check("{name}", {name})'))
+    nb_name = f"exercises/{chapter.name}"
+    return {"cells": [_cell(kind, source, nb_name, i) for i, (kind, source) in enumerate(out)],
+            "metadata": {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
+def exercise_notebooks(solutions=False):
+    "Every exercise notebook, as {file name: notebook dict}, in chapter order."
+    from foundations.exercises import exercise_modules
+    by_module = {}
+    for name, module in exercise_modules().items(): by_module.setdefault(module, []).append(name)
+    found = chapters()
+    missing = sorted(set(by_module) - set(found))
+    if missing: raise LookupError(f"no chapter notebook says `#| default_exp` for the modules {missing}")
+    return {found[m].name: exercise_notebook(found[m], names, m, solutions) for m, names in
+            sorted(by_module.items(), key=lambda kv: found[kv[0]].name)}
+
+
+def as_text(nb): return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+
+
+def write(out_dir):
+    "Write every exercise notebook and the `.notest` marker into `out_dir`; return the paths written."
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    notebooks = exercise_notebooks()
+    for stale in out_dir.glob("*.ipynb"):
+        if stale.name not in notebooks: stale.unlink()
+    written = []
+    for name, nb in notebooks.items():
+        (out_dir / name).write_text(as_text(nb))
+        written.append(out_dir / name)
+    (out_dir / ".notest").write_text("")
+    return written
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(NBS / "exercises"), help="output folder (default: nbs/exercises)")
+    args = parser.parse_args(argv)
+    for path in write(args.out): print(f"  wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
