@@ -12,8 +12,8 @@ import contextlib, functools
 import torch
 import torch.nn.functional as F
 
-# %% ../nbs/09_autograd.ipynb #72490b24
-from .core import check_tensor, check_shapes
+# %% ../nbs/09_autograd.ipynb #2b564524
+from .core import check_tensor, check_shapes, check_number
 from .conv import conv2d_unfold
 
 # %% ../nbs/09_autograd.ipynb #0f1e4001
@@ -130,8 +130,7 @@ def _neg(self):
     return _result(-self.data, (self,), backward, "neg")
 
 def _pow(self, exponent):
-    if isinstance(exponent, bool) or not isinstance(exponent, (int, float)):
-        raise TypeError(f"the exponent must be a number (int or float), not {type(exponent).__name__}")
+    check_number(exponent, "exponent", finite=False)
     a = self.data
     def backward(g): return (g * exponent * a ** (exponent - 1),)   # d(a^p)/da = p a^(p-1)
     return _result(a ** exponent, (self,), backward, f"** {exponent}")

@@ -8,7 +8,7 @@ Docs: https://nn-foundations.github.io/foundations/backprop.html.md"""
 __all__ = ['mse_grad', 'relu_grad', 'lin_grad', 'forward_and_backward', 'numerical_grad']
 
 # %% ../nbs/04_backprop.ipynb #a1069510
-import itertools, math
+import itertools
 import torch
 from .init import lin, relu, mse  # chapter 3's forward pass, not copies
 from .core import check_tensor, check_shapes, check_number, check_column_or_vector
@@ -17,10 +17,11 @@ from .core import add_grad, zero_grads, upstream_grad
 
 # %% ../nbs/04_backprop.ipynb #80458ba9
 def _memory_span(t):
-    "(storage address, first byte, one past the last byte) that `t` can reach, or None if it reaches no memory."
+    "(storage address, first byte, one past the last byte) that `t` can reach; None if none."
     if t.layout != torch.strided or t.numel() == 0 or t.device.type == "meta": return None
     last = t.storage_offset() + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
-    return t.untyped_storage().data_ptr(), t.storage_offset() * t.element_size(), (last + 1) * t.element_size()
+    size = t.element_size()
+    return t.untyped_storage().data_ptr(), t.storage_offset() * size, (last + 1) * size
 
 def _overlap(a, b):
     "Can two tensors reach the same bytes of memory?"
@@ -28,40 +29,46 @@ def _overlap(a, b):
     return (span_a is not None and span_b is not None and span_a[0] == span_b[0]
             and span_a[1] < span_b[2] and span_b[1] < span_a[2])
 
-_READ_ONLY = {  # arguments a backward step reads but never writes a gradient into, and why they must stand alone
-    "out": "out.g holds the upstream gradient that {fn} reads and {other}.g receives its result, so one tensor cannot "
-           "hold both (an in-place step such as relu_ returns its own input: compute out into a new tensor)",
-    "targ": "the backward pass treats targ as a constant and computes no gradient through it, so {other}.g would miss "
-            "that path (pass targ.clone() to compare against a constant copy)"}
+_READ_ONLY = {  # arguments a backward step reads but never writes a gradient into, and why
+    "out": "out.g holds the upstream gradient that {fn} reads and {other}.g receives its result, "
+           "so one tensor cannot hold both (an in-place step such as relu_ returns its own input: "
+           "compute out into a new tensor)",
+    "targ": "the backward pass treats targ as a constant and computes no gradient through it, "
+            "so {other}.g would miss that path (pass targ.clone() to compare against a constant copy)"}
 
 def _refuse_aliasing(fn, /, **tensors):
-    "Refuse aliasing the .g protocol cannot handle: `out`/`targ` shared with another argument, or two tensors over one memory."
+    "Refuse what the .g protocol cannot handle: out/targ shared with an argument, or two tensors on one memory."
     items = [(name, t) for name, t in tensors.items() if isinstance(t, torch.Tensor)]
     for i, (a, t_a) in enumerate(items):
         for b, t_b in items[i + 1:]:
             read_only = a if a in _READ_ONLY else b if b in _READ_ONLY else None
-            if (t_a is t_b and read_only is None) or not (t_a is t_b or _overlap(t_a, t_b)): continue
+            same = t_a is t_b
+            if (same and read_only is None) or not (same or _overlap(t_a, t_b)): continue
             if read_only is None:
-                raise ValueError(f"{fn}: {a} and {b} are different tensors over the same memory (one is a view of the "
-                                 f"other, like b = w[0]); the .g protocol keeps one gradient per tensor, so the gradient "
-                                 f"through {b} would never reach {a}.g: pass separate tensors (clone one), or one tensor twice")
+                raise ValueError(
+                    f"{fn}: {a} and {b} are different tensors over the same memory (one is a view of "
+                    f"the other, like b = w[0]); the .g protocol keeps one gradient per tensor, so the "
+                    f"gradient through {b} would never reach {a}.g: pass separate tensors (clone one), "
+                    "or one tensor twice")
             other = b if read_only == a else a
-            relation = "is the same tensor as" if t_a is t_b else "shares memory with"
-            raise ValueError(f"{fn}: {read_only} {relation} {other}: " + _READ_ONLY[read_only].format(fn=fn, other=other))
+            relation = "is the same tensor as" if same else "shares memory with"
+            why = _READ_ONLY[read_only].format(fn=fn, other=other)
+            raise ValueError(f"{fn}: {read_only} {relation} {other}: {why}")
 
 def _checked_upstream(fn, /, **args):
-    "Check a gradient step's tensors, name=(tensor, shape pattern) with '...' for out's leading dimensions; return out.g."
+    "Check a step's tensors, name=(tensor, pattern), '...' for out's leading dimensions; return out.g."
     out, out_pattern = args["out"]
     n_lead = check_tensor(out, "out").ndim - len(out_pattern.replace("...", "").split())
     lead = "n" if n_lead == 1 else " ".join(f"n{k + 1}" for k in range(n_lead))
-    check_shapes(fn, floating=True, **{name: (t, pattern.replace("...", lead)) for name, (t, pattern) in args.items()})
+    patterns = {name: (t, pattern.replace("...", lead)) for name, (t, pattern) in args.items()}
+    check_shapes(fn, floating=True, **patterns)
     _refuse_aliasing(fn, **{name: t for name, (t, _) in args.items()})
     return upstream_grad(out, fn)
 
 
 # %% ../nbs/04_backprop.ipynb #ddbf7795
-def mse_grad(inp:torch.Tensor, # the predictions given to `mse`, shape (n, 1) or (n,), floating point
-             targ:torch.Tensor, # the targets, shape (n,) or (n, 1), floating point, on inp's device
+def mse_grad(inp:torch.Tensor, # the predictions given to `mse`: (n, 1) or (n,), floating point
+             targ:torch.Tensor, # the targets: (n,) or (n, 1), floating point, on inp's device
             ) -> None: # adds d mse / d inp into `inp.g`
     "Gradient of `mse(inp, targ)` with respect to `inp`: `2 (inp - targ) / n`, added into `inp.g`."
     n = check_column_or_vector("mse_grad", inp=inp, targ=targ)
@@ -70,7 +77,7 @@ def mse_grad(inp:torch.Tensor, # the predictions given to `mse`, shape (n, 1) or
 
 # %% ../nbs/04_backprop.ipynb #6c934ba6
 def relu_grad(inp:torch.Tensor, # the input given to `relu`
-              out:torch.Tensor, # its output `relu(inp)`, a different tensor, holding the upstream gradient `out.g`
+              out:torch.Tensor, # its output `relu(inp)`, a tensor of its own, holding `out.g`
              ) -> None: # adds d loss / d inp into `inp.g`
     "Gradient through `out = relu(inp)`: `out.g` where `inp > 0`, zero elsewhere, added into `inp.g`."
     g = _checked_upstream("relu_grad", inp=(inp, "..."), out=(out, "..."))
@@ -83,9 +90,10 @@ def lin_grad(inp:torch.Tensor, # the input given to `lin`, shape (n, n_in) (or (
              w:torch.Tensor, # the weights, shape (n_in, n_out)
              b:torch.Tensor, # the bias, shape (n_out,)
             ) -> None: # adds the gradients into `inp.g`, `w.g` and `b.g`
-    "Gradients through `out = inp @ w + b`, added into `inp.g` (`out.g @ w.T`), `w.g` (`inp.T @ out.g`) and `b.g` (`out.g` summed over the batch)."
-    g = _checked_upstream("lin_grad", inp=(inp, "... n_in"), out=(out, "... n_out"), w=(w, "n_in n_out"), b=(b, "n_out"))
-    inp_rows, g_rows = inp.reshape(-1, w.shape[0]), g.reshape(-1, w.shape[1])  # (n, n_in) and (n, n_out)
+    "Gradients through `out = inp @ w + b`: `out.g @ w.T`, `inp.T @ out.g` and `out.g` summed, added into `.g`."
+    g = _checked_upstream("lin_grad", inp=(inp, "... n_in"), out=(out, "... n_out"),
+                          w=(w, "n_in n_out"), b=(b, "n_out"))
+    inp_rows, g_rows = inp.reshape(-1, w.shape[0]), g.reshape(-1, w.shape[1])  # (n, n_in), (n, n_out)
     add_grad(inp, g @ w.T)
     add_grad(w, inp_rows.T @ g_rows)
     add_grad(b, g_rows.sum(0))
@@ -99,8 +107,8 @@ def forward_and_backward(inp:torch.Tensor, # the input batch, shape (n, n_in)
                          w2:torch.Tensor, # second layer's weights, (n_hidden, 1)
                          b2:torch.Tensor, # second layer's bias, (1,)
                         ) -> torch.Tensor: # the loss, a 0-d tensor; the gradients land in `.g`
-    "Forward pass of the two-layer net, then its backward pass by hand: sets `.g` on `inp`, `w1`, `b1`, `w2` and `b2`."
-    # One tensor may fill several parameters (its .g adds up); targ must stand alone, and views of each other are refused.
+    "The two-layer net's forward pass, then its backward pass by hand: sets `.g` on inp, w1, b1, w2, b2."
+    # one tensor may fill several parameters (its .g adds up); targ stands alone; views are refused
     _refuse_aliasing("forward_and_backward", targ=targ, inp=inp, w1=w1, b1=b1, w2=w2, b2=b2)
     with torch.no_grad():
         # forward, keeping every intermediate: the backward pass needs them
@@ -121,10 +129,12 @@ def _scalar_value(value):
     "The float in a 0-d or one-element tensor, or a Python or NumPy number."
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"numerical_grad needs f() to return a scalar; it returned a tensor of shape {tuple(value.shape)}")
+            raise ValueError(f"numerical_grad needs f() to return a scalar; it returned a tensor of "
+                             f"shape {tuple(value.shape)}")
         value = value.item()
     try: return float(value)
-    except (TypeError, ValueError): raise TypeError(f"f() must return a real number, not {type(value).__name__}") from None
+    except (TypeError, ValueError):
+        raise TypeError(f"f() must return a real number, not {type(value).__name__}") from None
 
 def _entries_overlap(t):
     "Do two entries of `t` share memory (an expanded view, or one made by unfold or as_strided)?"
@@ -135,47 +145,49 @@ def _entries_overlap(t):
     return False
 
 def _perturbable(x, eps):
-    "Check that numerical_grad can move each entry of `x` by ±eps in place; return `x` as a tensor sharing its memory."
+    "Check that each entry of `x` can be moved by ±eps in place; return `x` as a tensor sharing its memory."
     if type(x).__module__ == "numpy" and type(x).__name__ == "ndarray":
         if str(x.dtype) != "float64":
-            raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} is lost to rounding "
-                            "in lower precision; convert x and what f reads to float64")
+            raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} is "
+                            "lost to rounding in lower precision; convert x and what f reads to float64")
         if not x.flags.writeable:
-            raise ValueError("x is a read-only NumPy array (a memory map or a broadcast view, say) and numerical_grad "
-                             "moves its entries in place: pass a writable array, and let f read that one")
+            raise ValueError("x is a read-only NumPy array (a memory map or a broadcast view, say) and "
+                             "numerical_grad moves its entries in place: pass a writable array f reads")
         if any(stride < 0 for stride in x.strides):
-            raise ValueError("x has a negative stride (a reversed view such as a[::-1]), which torch cannot share: "
-                             "pass a copy, and let f read that one")
+            raise ValueError("x has a negative stride (a reversed view such as a[::-1]), which torch "
+                             "cannot share: pass a copy, and let f read that one")
         x = torch.from_numpy(x)   # shares memory: writes to it are seen through the array
     check_tensor(x, "x")
     if x.dtype != torch.float64:
         raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} is lost to "
                         "rounding in lower precision; convert x and what f reads with .double()")
     if x.device.type == "meta" or x.layout != torch.strided:
-        raise ValueError(f"x must be a dense tensor with values to move, not a {x.layout} tensor on {x.device}")
+        raise ValueError(f"x must be a dense tensor with values to move, not {x.layout} on {x.device}")
     if _entries_overlap(x):
-        raise ValueError(f"x of shape {tuple(x.shape)} and strides {x.stride()} is a view whose entries overlap in memory "
-                         "(an expanded view, or one made by unfold or as_strided), so moving one would move others; "
-                         "let f read a copy that owns its entries (x.clone()) and pass that")
+        raise ValueError(f"x of shape {tuple(x.shape)} and strides {x.stride()} is a view whose entries "
+                         "overlap in memory (an expanded view, or one made by unfold or as_strided), so "
+                         "moving one would move others; let f read a copy (x.clone()) and pass that")
     values = x.detach()
-    if not torch.isfinite(values).all(): raise ValueError("x holds inf or NaN, where a finite difference means nothing")
+    if not torch.isfinite(values).all():
+        raise ValueError("x holds inf or NaN, where a finite difference means nothing")
     if ((values + eps) - (values - eps) == 0).any():
         largest = values.abs().max().item()
-        raise ValueError(f"eps={eps:g} is lost to rounding: at |x| = {largest:g} a float64 step of ±eps rounds back to x, "
-                         f"so there is no step to divide by; use an eps in proportion to x, such as {largest * 1e-6:g}")
+        raise ValueError(f"eps={eps:g} is lost to rounding: at |x| = {largest:g} a float64 step of ±eps "
+                         f"rounds back to x, so there is no step to divide by; use an eps in "
+                         f"proportion to x, such as {largest * 1e-6:g}")
     return x
 
 def numerical_grad(f, # a function of no arguments that reads `x` and returns a scalar (e.g. a loss)
-                   x:torch.Tensor, # the float64 tensor to differentiate with respect to (a NumPy array also works)
+                   x:torch.Tensor, # the float64 tensor to differentiate by (a NumPy array works too)
                    eps:float=1e-6, # the step: each entry is moved by +eps and -eps
                   ) -> torch.Tensor: # d f / d x, float64, with x's shape and device
-    """Central finite-difference gradient of the scalar `f()` with respect to `x`, perturbing `x` in place and restoring it.
+    """Central finite-difference gradient of the scalar `f()` with respect to `x`, moving `x` in place.
 
-    Two calls of `f` per entry of `x`: by design a check for small tensors, not a way to train."""
+    Every entry is put back exactly. Two calls of `f` per entry: by design a check for small tensors."""
     if not callable(f): raise TypeError(f"f must be a function of no arguments, not a {type(f).__name__}")
     eps = check_number(eps, "eps", positive=True)
     t = _perturbable(x, eps)
-    entries = t.data   # writes through .data leave x's version counter alone: a graph built on x still works afterwards
+    entries = t.data   # writes through .data leave x's version counter alone: graphs on x still work
     grad = torch.empty(t.shape, dtype=torch.float64, device=t.device)
     for idx in itertools.product(*(range(size) for size in t.shape)):
         original = entries[idx].item()

@@ -27,12 +27,12 @@ def broadcast_shapes(*shapes # shapes (tuples, lists or torch.Size; a bare int n
     result = []
     for dim in range(-1, -n_dims - 1, -1):      # the last dimension first
         size, owner = 1, None                     # the size so far, and the shape that set it
-        for shape in shapes:
+        for i, shape in enumerate(shapes):
             if len(shape) < -dim: continue        # a missing dimension counts as 1
             if shape[dim] == 1: continue          # a 1 stretches to any size
-            if size == 1: size, owner = shape[dim], shape
+            if size == 1: size, owner = shape[dim], f"shapes[{i}] {shape}"
             elif shape[dim] != size:
-                raise ValueError(f"cannot broadcast shapes {owner} and {shape}: aligned at their "
+                raise ValueError(f"cannot broadcast {owner} and shapes[{i}] {shape}: aligned at their "
                                  f"last dimensions, they meet at dimension {dim} with sizes {size} "
                                  f"and {shape[dim]}, and broadcasting needs equal sizes or a 1")
         result.append(size)

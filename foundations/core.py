@@ -104,9 +104,9 @@ def check_number(x, # the value to check: a Python or NumPy real number
 # %% ../nbs/03_init.ipynb #31319ee9
 def check_column_or_vector(fn:str, # the name of the calling function, used in the message
                            /,
-                           **args, # name=tensor: one number per example, as a column (n, 1) or a vector (n,)
+                           **args, # name=tensor: one number per example, (n, 1) or (n,)
                           ) -> int: # n, the number of examples
-    "Check floating-point tensors that each hold one number per example, as (n, 1) or (n,), with one n >= 1 on one device; return n."
+    "Check float tensors of one number per example, each (n, 1) or (n,), one n >= 1, one device; return n."
     for name, t in args.items(): check_tensor(t, name, floating=True)
     ns = {t.shape[0] if t.ndim == 1 or (t.ndim == 2 and t.shape[1] == 1) else None for t in args.values()}
     names = " and ".join(args)
@@ -114,7 +114,8 @@ def check_column_or_vector(fn:str, # the name of the calling function, used in t
         got = " and ".join(f"{name} {_shape_str(t.shape)}" for name, t in args.items())
         raise ValueError(f"{fn} expects {names} of shape (n, 1) or (n,), with the same n; got {got}")
     if len({t.device for t in args.values()}) > 1:
-        raise ValueError(f"{fn} needs {names} on one device; got " + " and ".join(f"{k} on {t.device}" for k, t in args.items()))
+        devices = " and ".join(f"{name} on {t.device}" for name, t in args.items())
+        raise ValueError(f"{fn} needs {names} on one device; got {devices}")
     (n,) = ns
     if n == 0: raise ValueError(f"{fn} of an empty batch is undefined: {names} have 0 rows")
     return n
@@ -123,15 +124,17 @@ def check_column_or_vector(fn:str, # the name of the calling function, used in t
 def add_grad(t:torch.Tensor, # the tensor whose gradient this is
              g:torch.Tensor, # a contribution to d loss / d t: same shape, dtype and device as t
             ) -> None:
-    "Add the gradient `g` into `t.g` (creating it on the first contribution); `g` must have `t`'s shape, dtype and device."
+    "Add the gradient `g` into `t.g` (created on the first contribution); `g` must match `t`."
+    check_tensor(t, "t"); check_tensor(g, "g")
     if g.shape != t.shape:
-        raise ValueError(f"a gradient must have the shape of its tensor: got {_shape_str(g.shape)} for a tensor of shape {_shape_str(t.shape)}")
+        raise ValueError(f"a gradient must have the shape of its tensor: got {_shape_str(g.shape)} "
+                         f"for a tensor of shape {_shape_str(t.shape)}")
     if g.dtype != t.dtype or g.device != t.device:
-        raise ValueError(f"a gradient must have the dtype and device of its tensor: got {g.dtype} on {g.device} "
-                         f"for a tensor of {t.dtype} on {t.device}")
+        raise ValueError(f"a gradient must have the dtype and device of its tensor: got {g.dtype} on "
+                         f"{g.device} for a tensor of {t.dtype} on {t.device}")
     old = getattr(t, "g", None)
-    if old is not None and old.shape != t.shape:
-        raise ValueError(f"the tensor's existing .g has shape {_shape_str(old.shape)}, not its own {_shape_str(t.shape)}: "
+    if old is not None and (not isinstance(old, torch.Tensor) or old.shape != t.shape):
+        raise ValueError(f"the tensor's existing .g is not a gradient of its shape {_shape_str(t.shape)}: "
                          "clear stale gradients (set .g = None) before a backward pass")
     t.g = g if old is None else old + g
 
@@ -144,10 +147,10 @@ def upstream_grad(out:torch.Tensor, # the output of a step, whose .g the step af
                   fn_name:str, # the gradient function asking, named in the message
                  ) -> torch.Tensor: # out.g
     "The gradient of the loss with respect to `out`, which the step after this one must have stored."
-    g = getattr(out, "g", None)
+    g = getattr(check_tensor(out, "out"), "g", None)
     if g is None:
-        raise ValueError(f"{fn_name} needs out.g, the gradient of the loss with respect to this step's output; "
-                         "call the gradient function of the step after this one first")
+        raise ValueError(f"{fn_name} needs out.g, the gradient of the loss with respect to this step's "
+                         "output; call the gradient function of the step after this one first")
     if not isinstance(g, torch.Tensor): raise TypeError(f"out.g must be a torch.Tensor, not {type(g).__name__}")
     if g.shape != out.shape:
         raise ValueError(f"out.g has shape {_shape_str(g.shape)} but out has shape {_shape_str(out.shape)}")

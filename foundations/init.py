@@ -11,7 +11,8 @@ __all__ = ['lin', 'activation_stds', 'relu', 'xavier_init', 'kaiming_init', 'two
 import math, os
 from collections.abc import Callable
 import torch
-from .core import check_tensor, check_shapes, check_int, check_number, check_column_or_vector
+from .core import check_tensor, check_shapes, check_int, check_number
+from .core import check_column_or_vector
 
 
 # %% ../nbs/03_init.ipynb #5658e1c5
@@ -26,23 +27,28 @@ def lin(x:torch.Tensor, # inputs, shape (n, n_in) (any leading dimensions work: 
 
 # %% ../nbs/03_init.ipynb #9b8f2f56
 def _std(a):
-    "Std over the last two dimensions of `a` that neither overflows nor underflows before `a` itself does."
+    "Std over the last two dimensions of `a` that neither overflows nor underflows before `a` does."
     biggest = a.abs().amax(dim=(-2, -1))
-    divisor = torch.where((biggest > 0) & torch.isfinite(biggest), biggest, torch.ones_like(biggest))  # 0, inf, nan: as is
+    usable = (biggest > 0) & torch.isfinite(biggest)                # 0, inf and nan are left as they are
+    divisor = torch.where(usable, biggest, torch.ones_like(biggest))
     return (a / divisor[..., None, None]).std(dim=(-2, -1)) * divisor
+
 
 # %% ../nbs/03_init.ipynb #31fafaeb
 def _device_memory(device):
     "Bytes of memory on `device` (the machine's RAM for the CPU), or None where unknown."
     if device.type == "cuda": return torch.cuda.get_device_properties(device).total_memory
-    try: return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if device.type == "cpu" else None
+    if device.type != "cpu": return None
+    try: return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError): return None   # no sysconf (Windows): do not guess
 
 def _check_random_args(what, shape, dtype, device, generator):
     "Check what `torch.randn` is about to be given, before it allocates anything; return the device."
     try: device = torch.get_default_device() if device is None else torch.device(device)
-    except (RuntimeError, TypeError): raise ValueError(f"device must name a device such as 'cpu' or 'cuda', got {device!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"device {device} is not available here")
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must name a device such as 'cpu' or 'cuda', got {device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} is not available here")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, not {type(generator).__name__}")
     if generator is not None and device.type != "meta" and generator.device.type != device.type:
@@ -50,51 +56,55 @@ def _check_random_args(what, shape, dtype, device, generator):
                          f"create it with torch.Generator(device={device.type!r})")
     nbytes, total = math.prod(shape) * dtype.itemsize, _device_memory(device)
     if total is not None and nbytes > total:
-        raise ValueError(f"{what} of shape {shape} in {dtype} would need {nbytes / 2**30:,.1f} GiB, more than the "
-                         f"{total / 2**30:,.1f} GiB of memory on {device}")
+        raise ValueError(f"{what} of shape {shape} in {dtype} would need {nbytes / 2**30:,.1f} GiB, "
+                         f"more than the {total / 2**30:,.1f} GiB of memory on {device}")
     return device
 
-def activation_stds(x:torch.Tensor, # the input batch (n, width), or a stack of batches (..., n, width)
+def activation_stds(x:torch.Tensor, # the input batch (n, width), or a stack of them (..., n, width)
                     n_layers:int, # how many square (width, width) random layers to stack
                     scale:float, # each layer's weights are N(0, 1) times this
                     *,
-                    nonlinearity:Callable|None=None, # applied after every layer (e.g. `relu`), keeping the shape; None: linear
-                    generator:torch.Generator|None=None, # random source for the weights, for a reproducible run
-                   ) -> torch.Tensor: # std after each layer: (n_layers,), or (..., n_layers) for a stack
-    "Push `x` through `n_layers` random layers and return the std of what each layer hands to the next."
+                    nonlinearity:Callable|None=None, # applied after every layer, keeping the shape
+                    generator:torch.Generator|None=None, # random source for the weights
+                   ) -> torch.Tensor: # std after each layer: (n_layers,), or (..., n_layers)
+    "Push `x` through `n_layers` random layers; return the std of what each layer hands on."
     sizes = check_shapes("activation_stds", floating=True, x=(x, "... n width"))
     n_layers, scale = check_int(n_layers, "n_layers"), check_number(scale, "scale")
     if nonlinearity is not None and not callable(nonlinearity):
-        raise TypeError(f"nonlinearity must be a function such as relu, or None, not {type(nonlinearity).__name__}")
+        raise TypeError(f"nonlinearity must be a function such as relu, or None, "
+                        f"not {type(nonlinearity).__name__}")
     if x.numel() == 0 or sizes["n"] * sizes["width"] < 2:
-        raise ValueError(f"activation_stds needs at least two activations per batch to measure a spread; x has shape {tuple(x.shape)}")
-    weight_shape = (*x.shape[:-2], sizes["width"], sizes["width"])   # one (width, width) matrix per batch
+        raise ValueError(f"activation_stds needs at least two activations per batch to measure a "
+                         f"spread; x has shape {tuple(x.shape)}")
+    weight_shape = (*x.shape[:-2], sizes["width"], sizes["width"])   # one matrix per batch
     _check_random_args("activation_stds's weights for x", weight_shape, x.dtype, x.device, generator)
     stds = []
     for _ in range(n_layers):
-        x = x @ (torch.randn(weight_shape, dtype=x.dtype, device=x.device, generator=generator) * scale)
+        w = torch.randn(weight_shape, dtype=x.dtype, device=x.device, generator=generator) * scale
+        x = x @ w
         if nonlinearity is not None: x = nonlinearity(x)
         stds.append(_std(x))
     return torch.stack(stds, dim=-1)
 
 
 # %% ../nbs/03_init.ipynb #4ef84d22
-def relu(x:torch.Tensor, # a floating-point tensor, any shape (integer, bool and complex tensors are refused)
+def relu(x:torch.Tensor, # a floating-point tensor of any shape (integers, bools, complex: refused)
         ) -> torch.Tensor: # max(x, 0) elementwise: same shape, dtype and device
-    "The rectified linear unit, `x.clamp_min(0)`: negative entries become zero, the others pass through unchanged."
+    "The rectified linear unit, `x.clamp_min(0)`: negative entries become zero, the rest pass."
     check_tensor(x, "x", floating=True)
     return x.clamp_min(0)
 
 
 # %% ../nbs/03_init.ipynb #6134dd65
 def _normal_weights(fn, n_in, n_out, std_of_fan_in, dtype, device, generator):
-    "Normal weights of shape (n_in, n_out) with standard deviation `std_of_fan_in(n_in)`, checked before allocating."
+    "Normal weights (n_in, n_out) with std `std_of_fan_in(n_in)`, checked before allocating."
     n_in, n_out = check_int(n_in, "n_in"), check_int(n_out, "n_out")
     dtype = torch.get_default_dtype() if dtype is None else dtype
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"weights need a floating-point dtype such as torch.float32, got {dtype!r}")
     device = _check_random_args(f"{fn}'s weights (n_in, n_out)", (n_in, n_out), dtype, device, generator)
-    return torch.randn(n_in, n_out, dtype=dtype, device=device, generator=generator).mul_(std_of_fan_in(n_in))
+    w = torch.randn(n_in, n_out, dtype=dtype, device=device, generator=generator)
+    return w.mul_(std_of_fan_in(n_in))
 
 
 # %% ../nbs/03_init.ipynb #dae07d40
@@ -105,8 +115,9 @@ def xavier_init(n_in:int, # inputs of the layer (fan-in): rows of the weight mat
                 device:torch.device|str|None=None, # where to create the weights
                 generator:torch.Generator|None=None, # random source, for reproducible draws
                ) -> torch.Tensor: # normal weights, shape (n_in, n_out), std 1/sqrt(n_in)
-    "Weights for a layer with no ReLU after it: N(0, 1/n_in), which keeps the activations' second moment."
+    "Weights for a layer with no ReLU after it: N(0, 1/n_in), which keeps the second moment."
     return _normal_weights("xavier_init", n_in, n_out, lambda fan_in: 1 / math.sqrt(fan_in), dtype, device, generator)
+
 
 # %% ../nbs/03_init.ipynb #586ea148
 def kaiming_init(n_in:int, # inputs of the layer (fan-in): rows of the weight matrix
@@ -116,8 +127,9 @@ def kaiming_init(n_in:int, # inputs of the layer (fan-in): rows of the weight ma
                  device:torch.device|str|None=None, # where to create the weights
                  generator:torch.Generator|None=None, # random source, for reproducible draws
                 ) -> torch.Tensor: # normal weights, shape (n_in, n_out), std sqrt(2/n_in)
-    "Weights for a layer followed by ReLU: N(0, 2/n_in), which makes up for the half that ReLU zeroes."
+    "Weights for a layer followed by ReLU: N(0, 2/n_in), making up for what ReLU zeroes."
     return _normal_weights("kaiming_init", n_in, n_out, lambda fan_in: math.sqrt(2 / fan_in), dtype, device, generator)
+
 
 # %% ../nbs/03_init.ipynb #67cc8778
 def two_layer_net(x:torch.Tensor, # inputs, shape (n, n_in)
@@ -134,7 +146,7 @@ def two_layer_net(x:torch.Tensor, # inputs, shape (n, n_in)
 def mse(output:torch.Tensor, # predictions, shape (n, 1) or (n,), floating point
         targ:torch.Tensor, # targets, shape (n,) or (n, 1), floating point, on output's device
        ) -> torch.Tensor: # the mean squared error, a 0-d tensor
-    "Mean squared error between predictions and targets, without broadcasting a column against a vector."
+    "Mean squared error between predictions and targets, never broadcasting a column against a vector."
     n = check_column_or_vector("mse", output=output, targ=targ)
     return ((output.reshape(n) - targ.reshape(n)) ** 2).mean()
 

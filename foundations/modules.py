@@ -26,12 +26,12 @@ def _check_distinct(layers):
         j = first.setdefault(id(layer), i)
         if j != i:
             name = type(layer).__name__
-            raise ValueError(f"layers[{j}] and layers[{i}] are the same {name} object, but a layer remembers only "
-                             f"its latest call, so backward could not reach layers[{j}]: give each place its own "
-                             f"object ({name}() twice)")
+            raise ValueError(f"layers[{j}] and layers[{i}] are the same {name} object, but a "
+                             f"layer remembers only its latest call, so backward could not reach "
+                             f"layers[{j}]: give each place its own object ({name}() twice)")
 
 class Model:
-    "The book's two-layer net (linear, ReLU, linear) with a mean squared error loss and a hand-written backward pass."
+    "The book's two-layer net (linear, ReLU, linear), an MSE loss and a hand-written backward pass."
     def __init__(self,
                  w1:torch.Tensor, # first layer's weights, (n_in, n_hidden)
                  b1:torch.Tensor, # first layer's bias, (n_hidden,)
@@ -53,7 +53,7 @@ class Model:
         return self.loss(x, targ)
 
     def backward(self):
-        "Set `.g` on the input, weights and biases of the last call, from the loss back, clearing old gradients first."
+        "Clear old `.g`, then set `.g` on the last call's input, weights and biases, from the loss back."
         if not hasattr(self, "x"):
             raise RuntimeError("Model.backward() needs a forward pass first: call model(x, targ)")
         for t in (self.x, *self.params, *(layer.out for layer in self.layers)): t.g = None
@@ -64,7 +64,7 @@ class Model:
 
 # %% ../nbs/05_modules.ipynb #d48d017b
 class LayerFunction:
-    "Base class for a layer with a hand-written backward pass: subclasses define `forward` and `bwd`."
+    "Base class for a layer with a hand-written backward pass: subclasses define `forward`, `bwd`."
     def __init__(self): self.args, self.out = (), None   # nothing to remember before the first call
 
     def __call__(self, *args):
@@ -79,7 +79,7 @@ class LayerFunction:
                                   "which returns the layer's output for the inputs args")
 
     def bwd(self, out, *args):
-        "Set `.g` on each input in `args`, given the output `out` and its gradient `out.g`; every subclass must define it."
+        "Set `.g` on each input in `args` from `out` and `out.g`; every subclass must define it."
         raise NotImplementedError(f"{type(self).__name__} must define bwd(self, out, *args), "
                                   "which sets .g on each input in args from out.g")
 
@@ -94,13 +94,13 @@ class LayerFunction:
 
 # %% ../nbs/05_modules.ipynb #c2627ab0
 class Relu(LayerFunction):
-    "ReLU as a layer: forward is `relu`, backward passes the gradient through where the input was positive."
+    "ReLU as a layer: forward is `relu`; backward passes the gradient where the input was positive."
     def forward(self, inp): return relu(inp)
     def bwd(self, out, inp): relu_grad(inp, out)
 
 # %% ../nbs/05_modules.ipynb #70403ac2
 class Lin(LayerFunction):
-    "A linear layer `x @ w + b` in the book's layout; backward fills `.g` on its input, `w` and `b`."
+    "A linear layer `x @ w + b` in the book's layout; backward fills `.g` on its input, `w`, `b`."
     def __init__(self,
                  w:torch.Tensor, # weights, (n_in, n_out)
                  b:torch.Tensor, # bias, (n_out,)
@@ -120,7 +120,7 @@ class Mse(LayerFunction):
 
 # %% ../nbs/05_modules.ipynb #28efb56e
 class MyRelu(torch.autograd.Function):
-    "ReLU as a PyTorch autograd function, used as `MyRelu.apply(x)`: autograd calls our `backward` for its gradient."
+    "ReLU as a PyTorch autograd function, used as `MyRelu.apply(x)`; autograd calls our `backward`."
     @staticmethod
     def forward(ctx, # the context of this call: a place to save what backward needs
                 inp:torch.Tensor, # any tensor
@@ -139,19 +139,20 @@ class MyRelu(torch.autograd.Function):
 
 # %% ../nbs/05_modules.ipynb #3ad6c390
 class LinearLayer(nn.Module):
-    "A linear layer from scratch, like `nn.Linear`: `x @ weight.t() + bias`, weights drawn by `init`, zero bias."
+    "A linear layer from scratch, like `nn.Linear`: `x @ weight.t() + bias`, weights from `init`."
     def __init__(self,
                  n_in:int, # input features
                  n_out:int, # output features
                  *,
-                 dtype:torch.dtype|None=None, # floating dtype of the parameters (default: torch's default dtype)
+                 dtype:torch.dtype|None=None, # floating dtype of the parameters (None: the default)
                  device:torch.device|str|None=None, # where to create the parameters
-                 generator:torch.Generator|None=None, # random source for the weights, for reproducible draws
-                 init:Callable=kaiming_init, # chapter 3's rule: `kaiming_init` before a ReLU, `xavier_init` for an output
+                 generator:torch.Generator|None=None, # random source of the weights
+                 init:Callable=kaiming_init, # `kaiming_init` before a ReLU, else `xavier_init`
                 ):
         super().__init__()
-        if not callable(init): raise TypeError(f"init must be a function such as kaiming_init, not {init!r}")
-        w = init(check_int(n_in, "n_in"), check_int(n_out, "n_out"), dtype=dtype, device=device, generator=generator)
+        if not callable(init): raise TypeError(f"init must be a function like kaiming_init: {init}")
+        n_in, n_out = check_int(n_in, "n_in"), check_int(n_out, "n_out")
+        w = init(n_in, n_out, dtype=dtype, device=device, generator=generator)   # (n_in, n_out)
         self.weight = nn.Parameter(w.t().contiguous())   # (n_out, n_in), as nn.Linear stores it
         self.bias = nn.Parameter(torch.zeros(n_out, dtype=w.dtype, device=w.device))
 
@@ -159,7 +160,8 @@ class LinearLayer(nn.Module):
                 x:torch.Tensor, # inputs, (..., n_in)
                ) -> torch.Tensor: # outputs, (..., n_out)
         "Apply the layer to every row of `x`."
-        check_shapes("LinearLayer", floating=True, x=(x, "... n_in"), weight=(self.weight, "n_out n_in"))
+        check_shapes("LinearLayer", floating=True, x=(x, "... n_in"), 
+                     weight=(self.weight, "n_out n_in"))
         return x @ self.weight.t() + self.bias
 
     def extra_repr(self): return f"n_in={self.weight.shape[1]}, n_out={self.weight.shape[0]}"
@@ -168,7 +170,7 @@ class LinearLayer(nn.Module):
 def _is_set_up(module): return "_parameters" in module.__dict__
 
 class Module(nn.Module):
-    "An `nn.Module` whose subclasses need not call `super().__init__()`: it runs for them, before their `__init__`."
+    "An `nn.Module` whose subclasses need not call `super().__init__()`: it runs before theirs."
     def __init__(self):
         if not _is_set_up(self): nn.Module.__init__(self)
 

@@ -6,9 +6,10 @@ Docs: https://nn-foundations.github.io/foundations/numpy_edition.html.md"""
 
 # %% auto #0
 __all__ = ['check_array', 'check_shapes', 'check_matmul_args', 'matmul_loops', 'matmul_elementwise', 'broadcast_to', 'normalize',
-           'matmul_broadcast', 'matmul_einsum', 'lin', 'relu', 'mse', 'two_layer_net', 'xavier_init', 'kaiming_init',
-           'activation_stds', 'GradArray', 'add_grad', 'mse_grad', 'relu_grad', 'lin_grad', 'forward_and_backward',
-           'numerical_grad', 'Relu', 'Lin', 'Mse', 'Model', 'broadcast_shapes', 'LayerFunction']
+           'matmul_broadcast', 'matmul_einsum', 'lin', 'relu', 'check_column_or_vector', 'mse', 'two_layer_net',
+           'xavier_init', 'kaiming_init', 'activation_stds', 'GradArray', 'add_grad', 'mse_grad', 'relu_grad',
+           'lin_grad', 'forward_and_backward', 'numerical_grad', 'Relu', 'Lin', 'Mse', 'Model', 'broadcast_shapes',
+           'LayerFunction']
 
 # %% ../nbs/08_numpy_edition.ipynb #3a1fa739
 import numbers
@@ -199,18 +200,28 @@ def relu(x:np.ndarray, # any array of real numbers (integers or floating point)
     return np.maximum(x, x.dtype.type(0))
 
 # %% ../nbs/08_numpy_edition.ipynb #c21bee17
-def _as_vector(t):
-    "A (n, 1) column becomes (n,); anything else, including a vector of one or a non-array, is left alone."
-    return t[..., 0] if getattr(t, "ndim", 0) == 2 and t.shape[-1] == 1 else t
+def check_column_or_vector(fn:str, # the name of the calling function, used in the message
+                           /,
+                           **args, # name=array: one number per example, (n, 1) or (n,)
+                          ) -> int: # n, the number of examples
+    "Check float arrays of one number per example, each (n, 1) or (n,), one n >= 1; return n."
+    for name, t in args.items(): check_array(t, name, floating=True)
+    ns = {t.shape[0] if t.ndim == 1 or (t.ndim == 2 and t.shape[1] == 1) else None for t in args.values()}
+    names = " and ".join(args)
+    if None in ns or len(ns) > 1:
+        got = " and ".join(f"{name} {t.shape}" for name, t in args.items())
+        raise ValueError(f"{fn} expects {names} of shape (n, 1) or (n,), with the same n; got {got}")
+    (n,) = ns
+    if n == 0: raise ValueError(f"{fn} of an empty batch is undefined: {names} have 0 rows")
+    return n
 
 # %% ../nbs/08_numpy_edition.ipynb #769a4681
 def mse(output:np.ndarray, # predictions, shape (n, 1) or (n,), floating point
-        targ:np.ndarray, # targets, shape (n,) (a (n, 1) column is accepted too)
+        targ:np.ndarray, # targets, shape (n,) or (n, 1), floating point
        ) -> np.floating: # the mean squared error, a NumPy scalar of the inputs' dtype
-    "Mean squared error between predictions and targets, without broadcasting a column against a vector."
-    pred, target = _as_vector(output), _as_vector(targ)
-    check_int(check_shapes("mse", output=(pred, "n"), targ=(target, "n"), floating=True)["n"], "the batch size")
-    return (np.asarray(pred - target) ** 2).mean()
+    "Mean squared error between predictions and targets, never broadcasting a column against a vector."
+    n = check_column_or_vector("mse", output=output, targ=targ)
+    return (np.asarray(output.reshape(n) - targ.reshape(n)) ** 2).mean()
 
 # %% ../nbs/08_numpy_edition.ipynb #5827680d
 def two_layer_net(x:np.ndarray, # inputs, shape (n, n_in)
@@ -311,9 +322,8 @@ def mse_grad(inp:np.ndarray, # the predictions given to `mse`, shape (n, 1) or (
              targ:np.ndarray, # the targets, shape (n,) or (n, 1)
             ) -> None: # adds d mse / d inp into `inp.g`
     "Gradient of `mse(inp, targ)` with respect to `inp`: `2 (inp - targ) / n`, added into `inp.g`."
-    pred, target = _as_vector(inp), _as_vector(targ)
-    n = check_shapes("mse_grad", inp=(pred, "n"), targ=(target, "n"), floating=True)["n"]
-    add_grad(inp, (2 * (pred - target) / n).reshape(inp.shape))
+    n = check_column_or_vector("mse_grad", inp=inp, targ=targ)
+    add_grad(inp, (2 * (inp.reshape(n) - targ.reshape(n)) / n).reshape(inp.shape))
 
 # %% ../nbs/08_numpy_edition.ipynb #ae4b881a
 def _check_relu_pair(inp, out):

@@ -21,12 +21,13 @@ from .modules import LayerFunction
 
 # %% ../nbs/06_training.ipynb #a5482efa
 def _check_device(device):
-    "Refuse a `device` argument that names no device, before any tensor is made."
-    if device is None or isinstance(device, torch.device): return
-    try: torch.device(device)
-    except (RuntimeError, TypeError):
-        raise (ValueError if isinstance(device, (str, int)) else TypeError)(
-            f"device must be a torch.device, a name such as 'cpu' or 'cuda', or None; got {device!r}") from None
+    "Refuse a `device` argument that names no device this machine has, before any real tensor is made."
+    if device is None: return
+    if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+        raise TypeError(f"device must be a torch.device, a name such as 'cpu' or 'cuda', or None; got {device!r}")
+    try: torch.empty(0, device=device)   # holds nothing, so it allocates nothing
+    except (RuntimeError, AssertionError) as e:
+        raise ValueError(f"device {device!r} is not a device this machine can use ({e})") from None
 
 def _check_path(path, name="path"):
     "Return `path` as a Path, refusing anything that is not a str or a path-like object."

@@ -24,6 +24,7 @@ PACKAGES = HERE / "colab_packages.txt"
 RUNNER = HERE / "colab_run_notebook.py"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nn-foundations"
 CELL_TIMEOUT = 300   # seconds for one cell, setup cell included
+RECIPE = 2           # bump when base_env() changes what it builds: the cache key includes it
 
 FAKE_COLAB = '"""Stand-in for Colab\'s own `google.colab`: the simulation needs it importable and imported."""\n'
 
@@ -44,7 +45,7 @@ def pinned_packages(path=PACKAGES):
 
 def base_key():
     "What names the cached base environment: the package list and the Python that builds it."
-    text = PACKAGES.read_text() + sys.version + platform.machine() + FAKE_COLAB
+    text = f"{PACKAGES.read_text()}{sys.version}{platform.machine()}{FAKE_COLAB}{RECIPE}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -74,6 +75,9 @@ def base_env():
         python = venv / "bin" / "python"
         torch, *rest = pinned_packages()
         assert torch.startswith("torch=="), f"{PACKAGES}: the first package must be torch, not {torch}"
+        # pip itself at its current release: the one that `venv` bundles with Python 3.11 is from
+        # 2023 and takes twice the CPU time to resolve the setup cell's install.
+        _run(python, "-m", "pip", "install", "-q", "--upgrade", "pip")
         _run(python, "-m", "pip", "install", "-q", torch)       # first, so nothing pulls another build
         _run(python, "-m", "pip", "install", "-q", *rest)
         colab = site_packages(venv) / "google" / "colab"
@@ -152,10 +156,12 @@ def clean_env(venv, wheels, jupyter, runtime):
     return env
 
 
-def run_notebook(notebook, base, wheel, flags, keep=False):
+def run_notebook(notebook, base, wheel, flags, cleanup=None):
     """Run `notebook` on a fresh copy of the `base` environment; return a dict: `ok`, `seconds`,
     `setup_seconds` (the setup cell), `skipped` cells, `installed` (what the setup cell added or
-    changed, `name==version`), and for a failure the failing `cell`, its `source` and `message`."""
+    changed, `name==version`), and for a failure the failing `cell`, its `source` and `message`.
+    The copy is deleted at the end, by `cleanup(folder)` if given (deleting 46,000 hard links is
+    slow disk work that need not hold up the next notebook), else here."""
     start = time.perf_counter()
     run_dir = CACHE / "colab-runs" / f"{os.getpid()}-{Path(notebook).stem}"
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -192,7 +198,10 @@ def run_notebook(notebook, base, wheel, flags, keep=False):
         result["seconds"] = time.perf_counter() - start
         return result
     finally:
-        if not keep: shutil.rmtree(run_dir, ignore_errors=True)
+        (cleanup or remove)(run_dir)
+
+
+def remove(folder): shutil.rmtree(folder, ignore_errors=True)
 
 
 def canonical(name):

@@ -6,7 +6,8 @@ the notebooks the time of each one, so "how long does the whole book take to run
 from collections import defaultdict
 from pathlib import Path
 import time
-import tomllib
+try: import tomllib                     # Python 3.11+
+except ModuleNotFoundError: import tomli as tomllib   # Python 3.10: the same parser, from PyPI
 
 import pytest
 
@@ -14,9 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT / "nbs"
 
 _part_time = defaultdict(float)   # test file -> seconds (setup, call and teardown together)
-notebook_times = {}               # notebook name -> seconds, filled by test_notebooks.py
-notebook_workers = []             # how many notebooks ran at once
 _session_start = time.perf_counter()
+notebook_run = None               # the notebooks running in the background (notebook_runner.BackgroundRun)
 
 
 def notebooks():
@@ -30,6 +30,23 @@ def project():
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
+def _is_notebook_test(item): return getattr(item, "originalname", None) == "test_notebook_runs"
+
+
+def pytest_collection_modifyitems(items):
+    "The notebook tests go last: their notebooks run in the background while the other tests run."
+    items.sort(key=_is_notebook_test)  # a stable sort: the order is otherwise unchanged
+
+
+def pytest_collection_finish(session):
+    "Start every selected notebook now, on their own cores (see tests/notebook_runner.py)."
+    global notebook_run
+    selected = [item.callspec.params["notebook"] for item in session.items if _is_notebook_test(item)]
+    if selected and not session.config.option.collectonly:
+        from notebook_runner import BackgroundRun
+        notebook_run = BackgroundRun(selected)
+
+
 def pytest_runtest_logreport(report):
     _part_time[report.nodeid.split("::")[0]] += report.duration
 
@@ -39,10 +56,14 @@ def pytest_terminal_summary(terminalreporter):
     write = terminalreporter.write_line
     terminalreporter.section("wall time by part")
     for part, seconds in sorted(_part_time.items(), key=lambda kv: -kv[1]):
-        write(f"{seconds:8.1f} s  {part}")
+        write(f"{seconds:8.1f} s  {part}" + ("  (waiting for the notebooks after the other parts)"
+                                              if part.endswith("test_notebooks.py") and notebook_run else ""))
     write(f"{sum(_part_time.values()):8.1f} s  all parts ({time.perf_counter() - _session_start:.1f} s since pytest started)")
-    if notebook_times:
+    if notebook_run and notebook_run.results:
+        run, times = notebook_run, {name: r[1] for name, r in notebook_run.results.items()}
         write("")
-        for name, seconds in notebook_times.items(): write(f"{seconds:8.1f} s  {name}")
-        write(f"{sum(notebook_times.values()):8.1f} s  executing every notebook ({len(notebook_times)}, one fresh "
-              f"process each, {notebook_workers[0]} at once: {_part_time.get('tests/test_notebooks.py', 0):.1f} s of wall time)")
+        for path in run.paths:
+            if path.name in times: write(f"{times[path.name]:8.1f} s  {path.name}")
+        span = (run.finished or time.perf_counter()) - run.started
+        write(f"{sum(times.values()):8.1f} s  executing every notebook ({len(times)}, one fresh process each, "
+              f"{run.workers} at once alongside the other parts: {span:.1f} s from first start to last result)")

@@ -10,7 +10,7 @@ pays torch's import time twice. Up to `workers` notebooks run at once, each with
     python tests/notebook_runner.py                  # every notebook in nbs/
     python tests/notebook_runner.py nbs/01_matmul.ipynb --workers 1
 """
-import io, multiprocessing as mp, os, sys, time
+import io, multiprocessing as mp, os, sys, threading, time, traceback
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -71,6 +71,39 @@ def run_notebooks(paths, workers=None, on_result=None):
             results[path.name] = (passed, time.perf_counter() - start, error)
             if on_result: on_result(path.name, *results[path.name])
     return {p.name: results[p.name] for p in paths}
+
+
+class BackgroundRun:
+    """`run_notebooks` in a thread, started now; `result(name)` waits for one notebook's result.
+
+    The test suite starts one as soon as it has collected its tests, so the notebooks run on their
+    own cores while the other tests run."""
+    def __init__(self, paths, workers=None):
+        self.paths = [Path(p).resolve() for p in paths]
+        self.workers = workers or default_workers(len(self.paths))
+        self.results, self.done = {}, {p.name: threading.Event() for p in self.paths}
+        self.started, self.finished = time.perf_counter(), None
+        self.thread = threading.Thread(target=self._run, name="notebooks", daemon=True)
+        self.thread.start()
+
+    def _record(self, name, passed, seconds, error):
+        self.results[name] = (passed, seconds, error)
+        self.done[name].set()
+
+    def _run(self):
+        try: run_notebooks(self.paths, self.workers, on_result=self._record)
+        except BaseException:
+            failure = traceback.format_exc()
+            for name in self.done:
+                if name not in self.results: self.results[name] = (False, 0.0, f"the notebook runner failed:\n{failure}")
+        finally:
+            self.finished = time.perf_counter()
+            for event in self.done.values(): event.set()
+
+    def result(self, name):
+        "(passed, seconds, error text) of notebook `name`, once it has run."
+        self.done[name].wait()
+        return self.results[name]
 
 
 if __name__ == "__main__":

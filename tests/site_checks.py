@@ -100,7 +100,7 @@ def expectations(nb_path):
     for cell in json.loads(Path(nb_path).read_text())["cells"]:
         source = "".join(cell["source"])
         if cell["cell_type"] == "markdown":
-            callouts += len(re.findall(r"^:::+\s*\{[^}]*\.callout-(note|tip|warning|important|caution)\b", source, re.M))
+            callouts += len(re.findall(r"^:::+\s*(\{[^}\n]*\.|)callout-(note|tip|warning|important|caution)\b", source, re.M))
         elif cell["cell_type"] == "code":
             d = _directives(source)
             shown = d.get("echo") != "false" and d.get("include") != "false" and "hide" not in d

@@ -14,7 +14,7 @@ time of each one and what the setup cell installed. See `tests/colab_sim.py` for
 The other tests here are quick: the setup cell is the same in every notebook and installs by name,
 the simulation skips the cells nbdev skips, and the release's version check works both ways.
 """
-import json, os, re, subprocess, sys, time
+import json, os, re, resource, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -118,9 +118,17 @@ def test_release_version_check_both_ways(tmp_path):
 
 # --- the simulation ----------------------------------------------------------------------------
 
+def cpu_seconds():
+    "User + system CPU time of this process and of every child process waited for (kernels too)."
+    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for f in ("ru_utime", "ru_stime"))
+
+
 class ColabReport:
     "Closing section of pytest's report: the time of each simulated notebook, and what pip installed."
-    def __init__(self): self.lines, self.results, self.start, self.end = [], {}, time.perf_counter(), None
+    def __init__(self):
+        self.lines, self.results, self.start, self.end = [], {}, time.perf_counter(), None
+        self.cpu_start, self.cpu = cpu_seconds(), None
 
     def pytest_terminal_summary(self, terminalreporter):
         if not self.results: return
@@ -134,6 +142,9 @@ class ColabReport:
         end = self.end or time.perf_counter()
         write(f"{end - self.start:8.1f} s  the whole simulation ({len(self.results)} notebooks, "
               f"{WORKERS} at a time, wheel and base environment included)")
+        if self.cpu is not None:
+            write(f"{self.cpu:8.1f} s  CPU time of it (user + system, every process): the wall time "
+                  f"on {WORKERS} idle cores is about half of this")
         sets = {}
         for nb, r in self.results.items(): sets.setdefault(tuple(r.get("installed", [])), []).append(nb)
         for installed, nbs in sets.items():
@@ -156,17 +167,21 @@ def colab(request, tmp_path_factory):
                         f"     0.0 s  base environment from the cache: {base}")
     flags = colab_sim.tst_flags()
 
+    cleaner = ThreadPoolExecutor(1, thread_name_prefix="colab-cleanup")   # deletes used copies
+
     def one(nb):
-        try: r = colab_sim.run_notebook(nb, base, wheel, flags)
+        try: r = colab_sim.run_notebook(nb, base, wheel, flags, lambda d: cleaner.submit(colab_sim.remove, d))
         except Exception as e: r = dict(ok=False, seconds=0.0, cell=None, source="", message=repr(e))
         report.results[name(nb)] = r
-        if len(report.results) == len(selected): report.end = time.perf_counter()
+        if len(report.results) == len(selected):
+            report.end, report.cpu = time.perf_counter(), cpu_seconds() - report.cpu_start
         return r
 
     pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="colab")
     futures = {nb: pool.submit(one, nb) for nb in selected}
     yield wheel, futures
     pool.shutdown(wait=True, cancel_futures=True)
+    cleaner.shutdown(wait=True)
 
 
 @pytest.mark.colab
@@ -176,10 +191,12 @@ def test_notebook_on_colab(notebook, colab, record_property):
     r = futures[notebook].result()
     record_property("colab_seconds", round(r["seconds"], 1))
     if not r["ok"]:
-        where = f"cell {r['cell']}" if r.get("cell") is not None else "before any cell ran"
+        where = (f"cell {r['cell']} (counting every cell from 0)" if r.get("cell") is not None
+                 else "before any cell ran")
+        message = r.get("message", "")
+        cell = "" if r.get("source", "") in message else f"--- the cell ---\n{r.get('source', '')}\n"
         pytest.fail(f"{name(notebook)} fails on the simulated Colab runtime at {where}:\n"
-                    f"--- the cell ---\n{r.get('source', '')}\n--- the error ---\n{r.get('message', '')[-6000:]}",
-                    pytrace=False)
+                    f"{cell}--- the error ---\n{message[-6000:]}", pytrace=False)
     version = wheel.name.split("-")[1]
     assert f"nn-foundations=={version}" in r["installed"], (
         f"{name(notebook)}: the setup cell did not install the wheel just built ({wheel.name}); "

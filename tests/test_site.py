@@ -97,7 +97,7 @@ BROKEN_CELLS = [
     _md("A link to a [chapter that does not exist](99_nowhere.ipynb)."),
     _md('<script>console.error("deliberate error")</script>'),
     _code('display(Markdown(f"A sentence whose code is left in view: {1 + 1}."))', _markdown_out("A sentence whose code is left in view: 2.")),
-    _md("::: {.callout-warning}\nA callout whose fence never closes, so pandoc shows it as text."),
+    _md("A callout whose fence has no blank line before it, so it stays text:\n::: {.callout-warning}\nCareful.\n:::"),
     _code('#| code-fold: true\n#| code-summary: "a fold that a script opens on load"\nx = 1'),
     _code('#| code-fold: true\n#| code-summary: "a fold whose summary ignores clicks"\ny = 2'),
     _md("<script>const folds = document.querySelectorAll('details.code-fold'); folds[0].open = true;"
