@@ -8,12 +8,12 @@ Docs: https://nn-foundations.github.io/foundations/autograd.html.md"""
 __all__ = ['Tensor', 'unbroadcast', 'no_grad', 'draw_graph', 'cross_entropy', 'conv2d']
 
 # %% ../nbs/09_autograd.ipynb #18db8eea
-import contextlib, functools
+import contextlib, functools, inspect, math, numbers
 import torch
 import torch.nn.functional as F
 
 # %% ../nbs/09_autograd.ipynb #2b564524
-from .core import check_tensor, check_shapes, check_number
+from .core import check_tensor, check_shapes, check_int, check_number
 from .conv import conv2d_unfold
 
 # %% ../nbs/09_autograd.ipynb #0f1e4001
@@ -23,20 +23,19 @@ class _GradMode:
 
 # %% ../nbs/09_autograd.ipynb #389c8d3d
 class Tensor:
-    "A tensor that remembers how it was made, so that `backward` can compute gradients for everything it came from."
+    """A tensor that remembers how it was made, so that `backward` can compute gradients for everything it came from.
+
+    By design, as a small engine: the data of a leaf is kept, not copied, and an in-place change to it after a
+    forward pass is not detected; two leaves made from the same (or overlapping) torch tensors are separate leaves,
+    each with its own gradient; the numbers are real (no bool or complex data)."""
     __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op")
+    __array_ufunc__ = None    # NumPy leaves `array * tensor` to Tensor's own operators (and their checks)
 
     def __init__(self,
                  data, # a torch tensor (kept, not copied), or a number or nested list (made a tensor of the default dtype)
                  requires_grad:bool=False, # should backward compute a gradient for this tensor?
                 ):
-        if isinstance(data, Tensor): raise TypeError("data is already a Tensor; to wrap its numbers again, pass its .data")
-        if not isinstance(data, torch.Tensor): data = torch.tensor(data, dtype=torch.get_default_dtype())
-        if not isinstance(requires_grad, bool): raise TypeError(f"requires_grad must be True or False, not {requires_grad!r}")
-        if requires_grad and not data.is_floating_point():
-            raise TypeError(f"only floating-point data can require grad, but data has dtype {data.dtype}: a gradient "
-                            "measures the effect of a tiny change, and integers cannot change a little (use .float())")
-        self.data, self.grad, self.requires_grad = data.detach(), None, requires_grad
+        self.data, self.grad, self.requires_grad = _leaf_data(data, requires_grad), None, requires_grad
         self._parents, self._backward, self._op = (), None, ""
 
     @property
@@ -49,38 +48,68 @@ class Tensor:
         return f"Tensor({repr(self.data)[len('tensor('):-1]}{extra})"
 
     def backward(self,
-                 grad:torch.Tensor|None=None, # d loss / d self, with self's shape; None means 1 (self must be a scalar)
+                 grad:torch.Tensor|None=None, # d loss / d self: self's shape, dtype and device; None means 1 (self must be a scalar)
                  retain_graph:bool=False, # keep the graph, so that backward can run through it again
                 ) -> None: # the gradients are added into .grad of every tensor in the graph that requires grad
         "Backpropagate from `self`: add the gradient of `self` with respect to each tensor it came from into that tensor's `.grad`."
-        if not self.requires_grad:
-            raise RuntimeError("this tensor does not require grad, so there is nothing to backpropagate: no tensor "
-                               "it came from has requires_grad=True, or it was computed inside no_grad()")
-        if grad is None:
-            if self.data.numel() != 1:
-                raise ValueError(f"backward() without grad needs a scalar (a loss), but this tensor has shape "
-                                 f"{tuple(self.shape)}: pass grad, the gradient with respect to it, of that shape")
-            grad = torch.ones_like(self.data)
-        elif check_tensor(grad, "grad").shape != self.shape:
-            raise ValueError(f"grad must have the shape of the tensor, {tuple(self.shape)}, but it has {tuple(grad.shape)}")
-        grads = {self: grad}                            # each tensor's gradient so far, summed over its uses
+        grads = {self: _seed(self, grad, retain_graph)}  # each tensor's gradient so far, summed over its uses
         for node in _topological_order(self):          # every tensor before the tensors it was made from
             g = grads.pop(node)                         # complete: everything made from node has contributed
             node.grad = g if node.grad is None else node.grad + g
             if node._backward is None: continue         # a leaf
             for parent, parent_grad in zip(node._parents, node._backward(g)):
-                if parent_grad is None or not (isinstance(parent, Tensor) and parent.requires_grad): continue
-                if parent_grad.shape != parent.shape: parent_grad = unbroadcast(parent_grad, parent.shape)
+                if parent_grad is None or not _needs_grad(parent): continue
+                parent_grad = _fit(parent_grad, parent)
                 grads[parent] = grads[parent] + parent_grad if parent in grads else parent_grad
             if not retain_graph: node._parents, node._backward = (), _freed
+
+def _needs_grad(x): return isinstance(x, Tensor) and x.requires_grad
 
 def _result(data, parents, backward, op):
     "The Tensor of an operation's output `data`; it keeps `parents` and `backward` if recording is on and a parent requires grad."
     out = Tensor.__new__(Tensor)                        # skips __init__'s checks: data is a fresh torch tensor
     out.data, out.grad = data, None
-    out.requires_grad = _GradMode.enabled and any(isinstance(p, Tensor) and p.requires_grad for p in parents)
+    out.requires_grad = _GradMode.enabled and any(map(_needs_grad, parents))
     out._parents, out._backward, out._op = (parents, backward, op) if out.requires_grad else ((), None, "")
     return out
+
+# %% ../nbs/09_autograd.ipynb #5e1f0c2a
+def _leaf_data(data, requires_grad):
+    "`data` as a detached torch tensor of real numbers, floating point if it `requires_grad`; otherwise an error naming it."
+    if isinstance(data, Tensor): raise TypeError("data is already a Tensor; to wrap its numbers again, pass its .data")
+    if not isinstance(requires_grad, bool): raise TypeError(f"requires_grad must be True or False, not {requires_grad!r}")
+    if not isinstance(data, torch.Tensor):
+        try: data = torch.tensor(data, dtype=torch.get_default_dtype())
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"data must be a torch tensor, a real number or a nested list of them, "
+                            f"not {type(data).__name__} ({e})") from None
+    if data.is_complex() or data.dtype == torch.bool:
+        raise TypeError(f"data must hold real numbers, not {data.dtype}: the engine differentiates real functions "
+                        "(for a mask, use .float())")
+    if requires_grad and not data.is_floating_point():
+        raise TypeError(f"only floating-point data can require grad, but data has dtype {data.dtype}: a gradient "
+                        "measures the effect of a tiny change, and integers cannot change a little (use .float())")
+    return data.detach()
+
+def _seed(root, grad, retain_graph):
+    "The gradient that `root.backward(grad)` starts from: `grad`, checked against `root`, or 1 for a scalar."
+    if not isinstance(retain_graph, bool): raise TypeError(f"retain_graph must be True or False, not {retain_graph!r}")
+    if not root.requires_grad:
+        raise RuntimeError("this tensor does not require grad, so there is nothing to backpropagate: no tensor "
+                           "it came from has requires_grad=True, or it was computed inside no_grad()")
+    if grad is None:
+        if root.data.numel() != 1:
+            raise ValueError(f"backward() without grad needs a scalar (a loss), but this tensor has shape "
+                             f"{tuple(root.shape)}: pass grad, the gradient with respect to it, of that shape")
+        return torch.ones_like(root.data)
+    dims = " ".join(f"d{i}" for i in range(root.data.ndim))   # grad: the tensor's shape, dtype and device
+    check_shapes("backward", tensor=(root.data, dims), grad=(grad, dims))
+    return grad.detach()
+
+def _fit(grad, t):
+    "A parent's gradient in the parent's shape (summing a broadcast back), dtype and device, as PyTorch gives it."
+    if grad.shape != t.shape: grad = unbroadcast(grad, t.shape)
+    return grad if grad.dtype == t.data.dtype and grad.device == t.data.device else grad.to(t.data)
 
 # %% ../nbs/09_autograd.ipynb #cf8a751f
 _FREED = ("backward through a graph a second time: the first backward freed it (and the tensors it saved); "
@@ -104,7 +133,21 @@ def _topological_order(root):
 
 # %% ../nbs/09_autograd.ipynb #7e3dad68
 def _data(x): return x.data if isinstance(x, Tensor) else x   # a Tensor's numbers; a number as it is
-def _shape_of(x): return tuple(x.shape) if hasattr(x, "shape") else f"a {type(x).__name__}"
+
+def _describe(x):
+    "The shape, dtype and device of a (torch) tensor, or the type of anything else, for error messages."
+    data = _data(x)
+    if not isinstance(data, torch.Tensor): return f"a {type(x).__name__}"
+    return f"shape {tuple(data.shape)} ({str(data.dtype).removeprefix('torch.')} on {data.device})"
+
+def _check_operand(other, symbol):
+    "Refuse an operand that is neither a Tensor, nor a torch tensor of real numbers, nor a real number."
+    data = _data(other)
+    if isinstance(data, torch.Tensor) and not data.is_complex(): return
+    if isinstance(data, numbers.Real) and not isinstance(data, bool): return
+    what = f"a {data.dtype} tensor" if isinstance(data, torch.Tensor) else type(other).__name__
+    raise TypeError(f"the other operand of {symbol} must be a Tensor, a torch tensor of real numbers or a real number, "
+                    f"not {what}")
 
 def _add(self, other):
     def backward(g): return g, g                                # d(a + b)/da = d(a + b)/db = 1
@@ -132,16 +175,26 @@ def _neg(self):
 def _pow(self, exponent):
     check_number(exponent, "exponent", finite=False)
     a = self.data
-    def backward(g): return (g * exponent * a ** (exponent - 1),)   # d(a^p)/da = p a^(p-1)
+    def backward(g):                                            # d(a^p)/da = p a^(p-1), and 0 for p = 0 (even at a = 0)
+        return (g * exponent * a ** (exponent - 1) if exponent != 0 else torch.zeros_like(g),)
     return _result(a ** exponent, (self,), backward, f"** {exponent}")
 
-def _binary(symbol, op):
-    "The method computing `self <symbol> other` with `op`; shapes that do not fit raise an error naming both."
+def _rpow(self, base):
+    raise TypeError(f"a Tensor as the exponent ({type(base).__name__} ** Tensor) is not supported: the engine "
+                    "differentiates t ** p for a number p; write (t * math.log(base)).exp() for base ** t")
+
+def _method(symbol, op, binary=False):
+    "`op` as a method: a binary one checks its other operand; torch's refusals become errors naming the call."
     @functools.wraps(op)
-    def method(self, other):
-        try: return op(self, other)
-        except RuntimeError as e:
-            raise ValueError(f"cannot compute {symbol} of shapes {_shape_of(self)} and {_shape_of(other)}: {e}") from None
+    def method(self, *args, **kwargs):
+        if binary: _check_operand(args[0], symbol)
+        try: return op(self, *args, **kwargs)
+        except (RuntimeError, IndexError, NotImplementedError) as e:
+            if binary: call = f"{symbol} of {_describe(self)} and {_describe(args[0])}"
+            else:
+                arguments = inspect.signature(op).bind(self, *args, **kwargs).arguments
+                call = f"{symbol}({', '.join(f'{k}={v!r}' for k, v in list(arguments.items())[1:])}) of {_describe(self)}"
+            raise ValueError(f"cannot compute {call}: {e}") from None
     return method
 
 def _attach(**methods):
@@ -150,20 +203,26 @@ def _attach(**methods):
         f.__name__, f.__qualname__ = name, f"Tensor.{name}"
         setattr(Tensor, name, f)
 
-_attach(__add__=_binary("+", _add), __radd__=_binary("+", _add),
-        __sub__=_binary("-", _sub), __rsub__=_binary("-", lambda self, other: _add(_neg(self), other)),   # other - self
-        __mul__=_binary("*", _mul), __rmul__=_binary("*", _mul),
-        __truediv__=_binary("/", _truediv),
-        __rtruediv__=_binary("/", lambda self, other: _mul(_pow(self, -1), other)),                     # other / self
-        __neg__=_neg, __pow__=_pow)
+_attach(__add__=_method("+", _add, True), __radd__=_method("+", _add, True),
+        __sub__=_method("-", _sub, True),
+        __rsub__=_method("-", lambda self, other: _add(_neg(self), other), True),               # other - self
+        __mul__=_method("*", _mul, True), __rmul__=_method("*", _mul, True),
+        __truediv__=_method("/", _truediv, True),
+        __rtruediv__=_method("/", lambda self, other: _mul(_pow(self, -1), other), True),       # other / self
+        __neg__=_method("neg", _neg), __pow__=_method("**", _pow), __rpow__=_rpow)
 
 # %% ../nbs/09_autograd.ipynb #d3ec6e6c
+def _ints(values, name, minimum):
+    "`values`, a tuple, list or torch.Size of ints, as a tuple of ints each at least `minimum`; otherwise an error naming `name`."
+    if not isinstance(values, (tuple, list, torch.Size)):
+        raise TypeError(f"{name} must be a tuple of ints, not {type(values).__name__} ({values!r})")
+    return tuple(check_int(v, name, minimum) for v in values)
+
 def unbroadcast(grad:torch.Tensor, # a gradient with the broadcast shape
                 shape:tuple, # the shape of the input that was broadcast to it
                ) -> torch.Tensor: # `grad` summed over the added and stretched dimensions, with shape `shape`
     "Sum `grad` back to `shape`, the backward of broadcasting: over the leading dimensions it added and the size-1 ones it stretched."
-    check_tensor(grad, "grad")
-    shape = tuple(shape)
+    check_tensor(grad, "grad"); shape = _ints(shape, "shape", 0)
     extra = grad.ndim - len(shape)
     if extra < 0 or any(n != 1 and n != m for n, m in zip(shape, grad.shape[extra:])):
         raise ValueError(f"a gradient of shape {tuple(grad.shape)} cannot come from broadcasting shape {shape}: "
@@ -173,7 +232,7 @@ def unbroadcast(grad:torch.Tensor, # a gradient with the broadcast shape
     return (grad.sum(dims, keepdim=True) if dims else grad).reshape(shape)
 
 # %% ../nbs/09_autograd.ipynb #570c9039
-def _needs_grad(x): return isinstance(x, Tensor) and x.requires_grad
+def _shape_of(x): return tuple(x.shape) if hasattr(x, "shape") else f"a {type(x).__name__}"
 
 def _matmul(self, other):
     a, b = self.data, _data(other)
@@ -184,13 +243,14 @@ def _matmul(self, other):
         return (g @ b.mT if self.requires_grad else None, a.mT @ g if _needs_grad(other) else None)
     return _result(a @ b, (self, other), backward, "@")
 
-_attach(__matmul__=_binary("@", _matmul))
+_attach(__matmul__=_method("@", _matmul, True),
+        __rmatmul__=_method("@", lambda self, other: _matmul(Tensor(other), self), True))   # other @ self
 
 # %% ../nbs/09_autograd.ipynb #a0dc2762
 def _relu(self):
-    "max(x, 0), elementwise. Its gradient passes where x > 0 and is 0 elsewhere (at 0 too, as in PyTorch)."
+    "max(x, 0), elementwise. Its gradient passes where x > 0 (and where x is NaN) and is 0 elsewhere, at 0 too, as in PyTorch."
     out = self.data.clamp_min(0)
-    def backward(g): return (g * out.sign(),)                   # 1 where the ReLU passed its input, 0 where it cut it
+    def backward(g): return (g.masked_fill(out <= 0, 0),)      # g where the ReLU passed its input, 0 where it cut it
     return _result(out, (self,), backward, "relu")
 
 def _exp(self):
@@ -200,38 +260,45 @@ def _exp(self):
     return _result(out, (self,), backward, "exp")
 
 def _log(self):
-    "The natural logarithm, elementwise."
+    "The natural logarithm, elementwise (NaN below 0 and -inf at 0, as in PyTorch)."
     x = self.data
     def backward(g): return (g / x,)                            # d log x / dx = 1/x
     return _result(x.log(), (self,), backward, "log")
 
-_attach(relu=_relu, exp=_exp, log=_log)
+_attach(relu=_method("relu", _relu), exp=_method("exp", _exp), log=_method("log", _log))
 
 # %% ../nbs/09_autograd.ipynb #4aaf8b92
-def _kept_shape(shape, dim):
-    "The shape of a sum of a `shape` tensor over `dim` (an int, a tuple of ints, or None for all) with keepdim=True."
-    if dim is None: return [1] * len(shape)
-    dims = {d % max(len(shape), 1) for d in ((dim,) if isinstance(dim, int) else dim)}
+def _check_dims(dim, ndim, many=True):
+    "`dim` (an int; if `many`, also a tuple or list of ints, or None: all) as a sorted tuple of dims from 0."
+    if many and dim is None: return tuple(range(ndim))
+    size = max(ndim, 1)                                         # a 0-d tensor has dim 0 (or -1), as in PyTorch
+    dims = [check_int(d, "dim", -size) for d in (dim if many and isinstance(dim, (tuple, list)) else (dim,))]
+    if any(d >= size for d in dims): raise ValueError(f"dim must be from {-size} to {size - 1}, got {dim!r}")
+    if len({d % size for d in dims}) < len(dims): raise ValueError(f"dim names a dimension twice: {dim!r}")
+    return tuple(sorted(d % size for d in dims)) if dims else tuple(range(ndim))   # (): all, as in PyTorch
+
+def _kept_shape(shape, dims):
+    "The shape of a sum of a `shape` tensor over `dims` (a tuple from `_check_dims`) with keepdim=True."
     return [1 if i in dims else n for i, n in enumerate(shape)]
 
 def _sum(self, dim=None, keepdim=False):
     "The sum over `dim` (an int or a tuple of ints; None: all entries), keeping it with size 1 if `keepdim`."
-    shape = self.data.shape
-    def backward(g): return (g.reshape(_kept_shape(shape, dim)).expand(shape),)   # g to every summed entry
-    return _result(self.data.sum(dim=dim, keepdim=keepdim), (self,), backward, "sum")
+    shape, dims = self.data.shape, _check_dims(dim, self.data.ndim)
+    def backward(g): return (g.reshape(_kept_shape(shape, dims)).expand(shape),)   # g to every summed entry
+    return _result(self.data.sum(dim=dims, keepdim=keepdim), (self,), backward, "sum")
 
 def _mean(self, dim=None, keepdim=False):
     "The mean over `dim` (an int or a tuple of ints; None: all entries), keeping it with size 1 if `keepdim`."
-    shape, out = self.data.shape, self.data.mean(dim=dim, keepdim=keepdim)
-    count = self.data.numel() // max(out.numel(), 1)           # how many entries each mean averages
-    def backward(g): return ((g / count).reshape(_kept_shape(shape, dim)).expand(shape),)
-    return _result(out, (self,), backward, "mean")
+    shape, dims = self.data.shape, _check_dims(dim, self.data.ndim)
+    count = math.prod(shape[d] for d in dims if d < len(shape))   # how many entries each mean averages
+    def backward(g): return ((g / count).reshape(_kept_shape(shape, dims)).expand(shape),)
+    return _result(self.data.mean(dim=dims, keepdim=keepdim), (self,), backward, "mean")
 
 def _reshape(self, *shape):
     "The same entries in a new shape: `t.reshape(2, 3)` or `t.reshape((2, 3))`; -1 stands for the size that fits."
-    old = self.data.shape
+    shape, old = _ints(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)) else shape, "shape", -1), self.shape
     def backward(g): return (g.reshape(old),)
-    return _result(self.data.reshape(*shape), (self,), backward, "reshape")
+    return _result(self.data.reshape(shape), (self,), backward, "reshape")
 
 def _transpose(self):
     "The dimensions in reverse order: the transpose, for a matrix."
@@ -239,17 +306,18 @@ def _transpose(self):
     def backward(g): return (g.permute(dims),)                  # reversing twice gives the original order
     return _result(self.data.permute(dims), (self,), backward, "T")
 
-_attach(sum=_sum, mean=_mean, reshape=_reshape)
+_attach(sum=_method("sum", _sum), mean=_method("mean", _mean), reshape=_method("reshape", _reshape))
 Tensor.T = property(_transpose)
 
 # %% ../nbs/09_autograd.ipynb #93407245
 def _log_softmax(self, dim=-1):
     "log(softmax(x)) along `dim`, computed stably (chapter 6) as one operation."
+    (dim,) = _check_dims(dim, self.data.ndim, many=False)
     out = self.data.log_softmax(dim)
     def backward(g): return (g - out.exp() * g.sum(dim, keepdim=True),)   # softmax = exp(log_softmax)
     return _result(out, (self,), backward, "log_softmax")
 
-_attach(log_softmax=_log_softmax)
+_attach(log_softmax=_method("log_softmax", _log_softmax))
 
 # %% ../nbs/09_autograd.ipynb #c42ea4ce
 @contextlib.contextmanager
@@ -268,8 +336,12 @@ def draw_graph(root:Tensor, # the tensor whose graph to draw (before its backwar
                names:dict|None=None, # labels for some tensors, {tensor: "w"}; the others are labelled with their shape
                ax=None, # a matplotlib Axes to draw on (default: a new figure)
               ): # the matplotlib Axes
-    "Draw `root`'s graph: tensors as boxes, operations as circles, edges numbered in the order backward follows them."
+    "Draw `root`'s graph (meant for graphs of tens of tensors): tensors as boxes, operations as circles, edges numbered in backward's order."
     import matplotlib.pyplot as plt                             # only here: the engine itself never needs matplotlib
+    from matplotlib.axes import Axes
+    if not isinstance(root, Tensor): raise TypeError(f"root must be a Tensor, not {type(root).__name__}")
+    if not isinstance(names, (dict, type(None))): raise TypeError(f"names must be a dict {{tensor: label}} or None, not {type(names).__name__}")
+    if not isinstance(ax, (Axes, type(None))): raise TypeError(f"ax must be a matplotlib Axes or None, not {type(ax).__name__}")
     names = names or {}
     column = {root: 0}                                          # the root in column 0, its operation in 1, its parents in 2...
     for node in _topological_order(root):                       # each tensor after all the tensors made from it
@@ -309,24 +381,34 @@ def draw_graph(root:Tensor, # the tensor whose graph to draw (before its backwar
     return ax
 
 # %% ../nbs/09_autograd.ipynb #6a78e29e
+def _check_classification(logits, targets):
+    "Check floating scores `logits` (n, n_classes) and int64 class indices `targets` (n,), n >= 1; return n."
+    if not isinstance(logits, Tensor): raise TypeError(f"logits must be a Tensor, not {type(logits).__name__}")
+    check_tensor(logits.data, "logits", floating=True)
+    n = check_shapes("cross_entropy", same_dtype=False, logits=(logits.data, "n n_classes"), targets=(targets, "n"))["n"]
+    if targets.dtype != torch.int64: raise TypeError(f"targets must hold class indices as int64, not {targets.dtype}")
+    if targets.device.type == "meta": low, high = 0, 0             # a meta tensor has no numbers to check
+    else: low, high = (v.item() for v in targets.aminmax()) if n else (0, 0)
+    if n == 0 or low < 0 or high >= logits.shape[1]:
+        raise ValueError(f"targets must be class indices from 0 to {logits.shape[1] - 1} for {n} rows (at least one); "
+                         f"got {n} targets from {low} to {high}")
+    return n
+
 def cross_entropy(logits:Tensor, # scores, shape (n, n_classes), floating point
                   targets:torch.Tensor, # the correct class of each row: a torch int64 tensor of class indices, shape (n,)
                  ) -> Tensor: # the mean over the rows of -log softmax(logits)[i, targets[i]], a scalar
     "Cross-entropy as two operations: `log_softmax`, then the mean negative log-probability of each row's class."
-    if not isinstance(logits, Tensor): raise TypeError(f"logits must be a Tensor, not {type(logits).__name__}")
-    n = check_shapes("cross_entropy", floating=False, same_dtype=False,
-                     logits=(logits.data, "n n_classes"), targets=(targets, "n"))["n"]
-    if targets.dtype != torch.int64: raise TypeError(f"targets must hold class indices as int64, not {targets.dtype}")
-    low, high = (v.item() for v in targets.aminmax()) if n else (0, 0)
-    if n == 0 or low < 0 or high >= logits.shape[1]:
-        raise ValueError(f"targets must be class indices from 0 to {logits.shape[1] - 1} for {n} rows (at least one); "
-                         f"got {n} targets from {low} to {high}")
+    n = _check_classification(logits, targets)
     log_probs = logits.log_softmax(-1)
     rows = targets[:, None]                                     # (n, 1): the column to pick in each row
     def backward(g): return (torch.zeros_like(log_probs.data).scatter_(1, rows, (g / -n).expand(n, 1)),)
     return _result(log_probs.data.gather(1, rows).mean().neg(), (log_probs,), backward, "nll")
 
 # %% ../nbs/09_autograd.ipynb #9c4551a5
+def _pairs(*values):
+    "Strides and paddings that `conv2d_unfold` accepted (ints, or pairs of ints) as pairs of Python ints."
+    return [tuple(map(int, v)) if isinstance(v, (tuple, list)) else (int(v), int(v)) for v in values]
+
 def conv2d(x:Tensor, # images, shape (N, C_in, H, W)
            weight:Tensor, # kernels, shape (C_out, C_in, kH, kW)
            bias:Tensor|None=None, # one value per output channel, shape (C_out,), or None
@@ -339,10 +421,11 @@ def conv2d(x:Tensor, # images, shape (N, C_in, H, W)
             raise TypeError(f"{name} must be a Tensor{' or None' if name == 'bias' else ''}, not {type(t).__name__}")
     images, kernels = x.data, weight.data
     out = conv2d_unfold(images, kernels, None if bias is None else bias.data, stride, padding)   # chapter 7
-    n, c_out, kernel_size = out.shape[0], out.shape[1], kernels.shape[2:]
+    (n, c_out, h_out, w_out), kernel_size = out.shape, kernels.shape[2:]
+    stride, padding = _pairs(stride, padding)                              # checked by conv2d_unfold
     def backward(g):
-        G = g.reshape(n, c_out, -1)                                       # (N, C_out, L)
-        W = kernels.reshape(c_out, -1)                                    # (C_out, K)
+        G = g.reshape(n, c_out, h_out * w_out)                            # (N, C_out, L)
+        W = kernels.reshape(c_out, kernels.shape[1:].numel())             # (C_out, K)
         grad_x = grad_w = grad_b = None
         if x.requires_grad:                                               # fold: each pixel collects its copies
             grad_x = F.fold(W.T @ G, images.shape[2:], kernel_size, padding=padding, stride=stride)

@@ -19,7 +19,8 @@ from .core import add_grad, zero_grads, upstream_grad
 def _memory_span(t):
     "(storage address, first byte, one past the last byte) that `t` can reach; None if none."
     if t.layout != torch.strided or t.numel() == 0 or t.device.type == "meta": return None
-    last = t.storage_offset() + sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
+    reach = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
+    last = t.storage_offset() + reach
     size = t.element_size()
     return t.untyped_storage().data_ptr(), t.storage_offset() * size, (last + 1) * size
 
@@ -34,10 +35,11 @@ _READ_ONLY = {  # arguments a backward step reads but never writes a gradient in
            "so one tensor cannot hold both (an in-place step such as relu_ returns its own input: "
            "compute out into a new tensor)",
     "targ": "the backward pass treats targ as a constant and computes no gradient through it, "
-            "so {other}.g would miss that path (pass targ.clone() to compare against a constant copy)"}
+            "so {other}.g would miss that path (pass targ.clone() to compare against a constant "
+            "copy)"}
 
 def _refuse_aliasing(fn, /, **tensors):
-    "Refuse what the .g protocol cannot handle: out/targ shared with an argument, or two tensors on one memory."
+    "Refuse what the .g protocol cannot handle: out/targ shared, or two tensors on one memory."
     items = [(name, t) for name, t in tensors.items() if isinstance(t, torch.Tensor)]
     for i, (a, t_a) in enumerate(items):
         for b, t_b in items[i + 1:]:
@@ -46,9 +48,12 @@ def _refuse_aliasing(fn, /, **tensors):
             if (same and read_only is None) or not (same or _overlap(t_a, t_b)): continue
             if read_only is None:
                 raise ValueError(
-                    f"{fn}: {a} and {b} are different tensors over the same memory (one is a view of "
-                    f"the other, like b = w[0]); the .g protocol keeps one gradient per tensor, so the "
-                    f"gradient through {b} would never reach {a}.g: pass separate tensors (clone one), "
+                    f"{fn}: {a} and {b} are different tensors over the same memory "
+                    "(one is a view of "
+                    "the other, like b = w[0]); the .g protocol keeps one gradient per tensor, "
+                    "so the "
+                    f"gradient through {b} would never reach {a}.g: pass separate tensors "
+                    "(clone one), "
                     "or one tensor twice")
             other = b if read_only == a else a
             relation = "is the same tensor as" if same else "shares memory with"
@@ -56,7 +61,7 @@ def _refuse_aliasing(fn, /, **tensors):
             raise ValueError(f"{fn}: {read_only} {relation} {other}: {why}")
 
 def _checked_upstream(fn, /, **args):
-    "Check a step's tensors, name=(tensor, pattern), '...' for out's leading dimensions; return out.g."
+    "Check a step's tensors, name=(tensor, pattern), '...' for out's leading dims; return out.g."
     out, out_pattern = args["out"]
     n_lead = check_tensor(out, "out").ndim - len(out_pattern.replace("...", "").split())
     lead = "n" if n_lead == 1 else " ".join(f"n{k + 1}" for k in range(n_lead))
@@ -79,7 +84,7 @@ def mse_grad(inp:torch.Tensor, # the predictions given to `mse`: (n, 1) or (n,),
 def relu_grad(inp:torch.Tensor, # the input given to `relu`
               out:torch.Tensor, # its output `relu(inp)`, a tensor of its own, holding `out.g`
              ) -> None: # adds d loss / d inp into `inp.g`
-    "Gradient through `out = relu(inp)`: `out.g` where `inp > 0`, zero elsewhere, added into `inp.g`."
+    "Gradient through `out = relu(inp)`: `out.g` where `inp > 0`, else zero, added into `inp.g`."
     g = _checked_upstream("relu_grad", inp=(inp, "..."), out=(out, "..."))
     add_grad(inp, g * (inp > 0))
 
@@ -90,10 +95,10 @@ def lin_grad(inp:torch.Tensor, # the input given to `lin`, shape (n, n_in) (or (
              w:torch.Tensor, # the weights, shape (n_in, n_out)
              b:torch.Tensor, # the bias, shape (n_out,)
             ) -> None: # adds the gradients into `inp.g`, `w.g` and `b.g`
-    "Gradients through `out = inp @ w + b`: `out.g @ w.T`, `inp.T @ out.g` and `out.g` summed, added into `.g`."
+    "Gradients through `out = inp @ w + b`, added into `inp.g`, `w.g` and `b.g`."
     g = _checked_upstream("lin_grad", inp=(inp, "... n_in"), out=(out, "... n_out"),
                           w=(w, "n_in n_out"), b=(b, "n_out"))
-    inp_rows, g_rows = inp.reshape(-1, w.shape[0]), g.reshape(-1, w.shape[1])  # (n, n_in), (n, n_out)
+    inp_rows, g_rows = inp.reshape(-1, w.shape[0]), g.reshape(-1, w.shape[1])  # 2-D batches
     add_grad(inp, g @ w.T)
     add_grad(w, inp_rows.T @ g_rows)
     add_grad(b, g_rows.sum(0))
@@ -107,7 +112,7 @@ def forward_and_backward(inp:torch.Tensor, # the input batch, shape (n, n_in)
                          w2:torch.Tensor, # second layer's weights, (n_hidden, 1)
                          b2:torch.Tensor, # second layer's bias, (1,)
                         ) -> torch.Tensor: # the loss, a 0-d tensor; the gradients land in `.g`
-    "The two-layer net's forward pass, then its backward pass by hand: sets `.g` on inp, w1, b1, w2, b2."
+    "The two-layer net's forward pass, then its backward pass by hand: `.g` on inp, w1, b1, w2, b2."
     # one tensor may fill several parameters (its .g adds up); targ stands alone; views are refused
     _refuse_aliasing("forward_and_backward", targ=targ, inp=inp, w1=w1, b1=b1, w2=w2, b2=b2)
     with torch.no_grad():
@@ -129,7 +134,8 @@ def _scalar_value(value):
     "The float in a 0-d or one-element tensor, or a Python or NumPy number."
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"numerical_grad needs f() to return a scalar; it returned a tensor of "
+            raise ValueError(f"numerical_grad needs f() to return a scalar; it returned a "
+                             "tensor of "
                              f"shape {tuple(value.shape)}")
         value = value.item()
     try: return float(value)
@@ -139,55 +145,68 @@ def _scalar_value(value):
 def _entries_overlap(t):
     "Do two entries of `t` share memory (an expanded view, or one made by unfold or as_strided)?"
     reach = 0   # how far in memory the dimensions with smaller strides reach, in elements
-    for stride, size in sorted((stride, size) for size, stride in zip(t.shape, t.stride()) if size > 1):
+    dims = sorted((stride, size) for size, stride in zip(t.shape, t.stride()) if size > 1)
+    for stride, size in dims:
         if stride <= reach: return True
         reach += (size - 1) * stride
     return False
 
 def _perturbable(x, eps):
-    "Check that each entry of `x` can be moved by ±eps in place; return `x` as a tensor sharing its memory."
+    "Check that each entry of `x` can move by ±eps in place; return `x` as a tensor on its memory."
     if type(x).__module__ == "numpy" and type(x).__name__ == "ndarray":
         if str(x.dtype) != "float64":
-            raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} is "
-                            "lost to rounding in lower precision; convert x and what f reads to float64")
+            raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of "
+                            f"{eps:g} is "
+                            "lost to rounding in lower precision; convert x and what f reads "
+                            "to float64")
         if not x.flags.writeable:
-            raise ValueError("x is a read-only NumPy array (a memory map or a broadcast view, say) and "
-                             "numerical_grad moves its entries in place: pass a writable array f reads")
+            raise ValueError("x is a read-only NumPy array (a memory map or a broadcast view, "
+                             "say) and "
+                             "numerical_grad moves its entries in place: pass a writable array "
+                             "f reads")
         if any(stride < 0 for stride in x.strides):
-            raise ValueError("x has a negative stride (a reversed view such as a[::-1]), which torch "
+            raise ValueError("x has a negative stride (a reversed view such as a[::-1]), "
+                             "which torch "
                              "cannot share: pass a copy, and let f read that one")
         x = torch.from_numpy(x)   # shares memory: writes to it are seen through the array
     check_tensor(x, "x")
     if x.dtype != torch.float64:
-        raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} is lost to "
+        raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} "
+                        "is lost to "
                         "rounding in lower precision; convert x and what f reads with .double()")
     if x.device.type == "meta" or x.layout != torch.strided:
-        raise ValueError(f"x must be a dense tensor with values to move, not {x.layout} on {x.device}")
+        raise ValueError(f"x must be a dense tensor with values to move, not {x.layout} "
+                         f"on {x.device}")
     if _entries_overlap(x):
-        raise ValueError(f"x of shape {tuple(x.shape)} and strides {x.stride()} is a view whose entries "
-                         "overlap in memory (an expanded view, or one made by unfold or as_strided), so "
-                         "moving one would move others; let f read a copy (x.clone()) and pass that")
+        raise ValueError(f"x of shape {tuple(x.shape)} and strides {x.stride()} is a view "
+                         "whose entries "
+                         "overlap in memory (an expanded view, or one made by unfold or "
+                         "as_strided), so "
+                         "moving one would move others; let f read a copy (x.clone()) "
+                         "and pass that")
     values = x.detach()
     if not torch.isfinite(values).all():
         raise ValueError("x holds inf or NaN, where a finite difference means nothing")
     if ((values + eps) - (values - eps) == 0).any():
         largest = values.abs().max().item()
-        raise ValueError(f"eps={eps:g} is lost to rounding: at |x| = {largest:g} a float64 step of ±eps "
+        raise ValueError(f"eps={eps:g} is lost to rounding: at |x| = {largest:g} a float64 "
+                         "step of ±eps "
                          f"rounds back to x, so there is no step to divide by; use an eps in "
                          f"proportion to x, such as {largest * 1e-6:g}")
     return x
 
 def numerical_grad(f, # a function of no arguments that reads `x` and returns a scalar (e.g. a loss)
-                   x:torch.Tensor, # the float64 tensor to differentiate by (a NumPy array works too)
+                   x:torch.Tensor, # the float64 tensor to differentiate by (or a NumPy array)
                    eps:float=1e-6, # the step: each entry is moved by +eps and -eps
                   ) -> torch.Tensor: # d f / d x, float64, with x's shape and device
-    """Central finite-difference gradient of the scalar `f()` with respect to `x`, moving `x` in place.
+    """Central finite-difference gradient of the scalar `f()` with respect to `x`, moved in place.
 
-    Every entry is put back exactly. Two calls of `f` per entry: by design a check for small tensors."""
-    if not callable(f): raise TypeError(f"f must be a function of no arguments, not a {type(f).__name__}")
+    Every entry is put back exactly. Two calls of `f` per entry: by design, for small tensors."""
+    if not callable(f):
+        raise TypeError(f"f must be a function of no arguments, not a {type(f).__name__}")
     eps = check_number(eps, "eps", positive=True)
     t = _perturbable(x, eps)
-    entries = t.data   # writes through .data leave x's version counter alone: graphs on x still work
+    entries = t.data   # writes through .data leave x's version counter alone: graphs on x work
     grad = torch.empty(t.shape, dtype=torch.float64, device=t.device)
     for idx in itertools.product(*(range(size) for size in t.shape)):
         original = entries[idx].item()

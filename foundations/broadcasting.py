@@ -15,7 +15,7 @@ from .matmul import check_matmul_args
 # %% ../nbs/02_broadcasting.ipynb #81b65c01
 def _as_shape(shape, name):
     "`shape` as a tuple of sizes (ints >= 0, NumPy ints too); a bare int `n` is the shape `(n,)`."
-    if not isinstance(shape, (tuple, list, torch.Size)): shape = (check_int(shape, name, minimum=0),)
+    if not isinstance(shape, (tuple, list, torch.Size)): shape = (check_int(shape, name, 0),)
     return tuple(check_int(size, f"{name}[{d}]", minimum=0) for d, size in enumerate(shape))
 
 # %% ../nbs/02_broadcasting.ipynb #b6d3ba12
@@ -32,9 +32,9 @@ def broadcast_shapes(*shapes # shapes (tuples, lists or torch.Size; a bare int n
             if shape[dim] == 1: continue          # a 1 stretches to any size
             if size == 1: size, owner = shape[dim], f"shapes[{i}] {shape}"
             elif shape[dim] != size:
-                raise ValueError(f"cannot broadcast {owner} and shapes[{i}] {shape}: aligned at their "
-                                 f"last dimensions, they meet at dimension {dim} with sizes {size} "
-                                 f"and {shape[dim]}, and broadcasting needs equal sizes or a 1")
+                raise ValueError(f"cannot broadcast {owner} and shapes[{i}] {shape}: aligned at "
+                                 f"their last dimensions, they meet at dimension {dim} with sizes "
+                                 f"{size} and {shape[dim]}; broadcasting needs equal sizes or a 1")
         result.append(size)
     return tuple(reversed(result))
 
@@ -42,7 +42,7 @@ def broadcast_shapes(*shapes # shapes (tuples, lists or torch.Size; a bare int n
 def broadcast_to(t:torch.Tensor, # the tensor to broadcast (any dtype, on any device)
                  shape,          # the target shape; `t`'s shape must broadcast to it
                 ) -> torch.Tensor: # a view of `t` with shape `shape`, sharing `t`'s memory
-    "A view of `t` with shape `shape`: missing and size-1 dimensions get stride 0; nothing is copied."
+    "A view of `t` with shape `shape`: missing and size-1 dimensions get stride 0; no copy."
     t, shape = check_tensor(t, "t"), _as_shape(shape, "shape")
     source, n_new = tuple(t.shape), len(shape) - t.ndim
     if n_new < 0:
@@ -56,7 +56,7 @@ def broadcast_to(t:torch.Tensor, # the tensor to broadcast (any dtype, on any de
         else:
             raise ValueError(f"cannot broadcast t of shape {source} to shape {shape}: t's "
                              f"dimension {dim} (size {size}) lines up with the target's dimension "
-                             f"{n_new + dim} (size {target}), and only a size of 1 can be stretched")
+                             f"{n_new + dim} (size {target}), and only a size 1 can be stretched")
     return t.as_strided(shape, strides, t.storage_offset())
 
 # %% ../nbs/02_broadcasting.ipynb #5b79572e
@@ -71,7 +71,7 @@ def _per_channel(value, name, x):
     return value
 
 def normalize(x:torch.Tensor, # images shaped (..., channels, height, width), floating point
-              mean, # one mean per channel: a sequence or a tensor of shape (channels,), or one number
+              mean, # per-channel means: a sequence or a (channels,) tensor; or one number for all
               std,  # one standard deviation per channel (positive), shaped like `mean`
              ) -> torch.Tensor: # `(x - mean) / std`, channel by channel, shaped like `x`
     "Normalise images channel by channel: `(x[..., c, :, :] - mean[c]) / std[c]`, by broadcasting."
@@ -85,7 +85,7 @@ def normalize(x:torch.Tensor, # images shaped (..., channels, height, width), fl
 def matmul_broadcast(a:torch.Tensor, # left matrix, shape (n, k)
                      b:torch.Tensor, # right matrix, shape (k, m), same dtype and device as `a`
                     ) -> torch.Tensor: # the product, shape (n, m)
-    "Matrix product with one Python loop: row `i` of `a`, as a column, broadcast against all of `b`."
+    "Matrix product with one Python loop: row `i` of `a`, as a column, broadcast against `b`."
     n, k, m = check_matmul_args(a, b)
     c = torch.zeros(n, m, dtype=a.dtype, device=a.device)
     for i in range(n):

@@ -19,33 +19,39 @@ from .init import kaiming_init, relu
 
 # %% ../nbs/07_conv.ipynb #063582d0
 def _pair(value, name, minimum):
-    "`value` (an int, or a pair of ints for height and width) as a pair of ints, each at least `minimum`."
+    "`value` (an int, or a pair of ints: height, width) as a pair of ints, each at least `minimum`."
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2: raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
+    if len(pair) != 2:
+        raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
     return tuple(check_int(v, name, minimum) for v in pair)
 
 def _check_fits(fn, n_elements, like):
-    "Refuse, before allocating, a tensor of `n_elements` like `like` that is larger than the memory of its device."
+    "Refuse, before allocating, `n_elements` numbers like `like` that its device could not hold."
     if like.device.type == "cpu": memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    elif like.device.type == "cuda": memory = torch.cuda.get_device_properties(like.device).total_memory
-    else: return                                   # "meta" and others: nothing is allocated, or we cannot tell
+    elif like.device.type == "cuda":
+        memory = torch.cuda.get_device_properties(like.device).total_memory
+    else: return                  # "meta" and others: nothing is allocated, or we cannot tell
     needed = n_elements * like.element_size()
     if needed > memory:
-        raise ValueError(f"{fn} would need {needed / 1e9:,.1f} GB for its unfolded patches, more than the "
-                         f"{memory / 1e9:,.1f} GB of {like.device}: use a smaller batch, padding or image")
+        raise ValueError(f"{fn} would need {needed / 1e9:,.1f} GB for its unfolded patches, "
+                         f"more than the {memory / 1e9:,.1f} GB of {like.device}: use a smaller "
+                         "batch, padding or image")
 
 def _conv_geometry(fn, x, kernel_size, stride, padding):
-    "Check the sizes of a convolution over `x`; return (kH, kW), (sH, sW), (pH, pW) and (H_out, W_out)."
+    "Check a convolution's sizes; return (kH, kW), (sH, sW), (pH, pW) and (H_out, W_out)."
     check_shapes(fn, x=(x, "n c h w"))
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size, "kernel_size", 1), _pair(stride, "stride", 1), _pair(padding, "padding", 0)
-    if 0 in (c, h, w): raise ValueError(f"x must have at least one channel, row and column, but x has shape {tuple(x.shape)}")
+    kh, kw = _pair(kernel_size, "kernel_size", 1)
+    (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    if 0 in (c, h, w):
+        raise ValueError(f"x must have at least one channel, row and column, but x has shape "
+                         f"{tuple(x.shape)}")
     h, w = h + 2 * ph, w + 2 * pw
     if kh > h or kw > w:
-        raise ValueError(f"the {kh}x{kw} kernel is larger than the padded input: x has shape {tuple(x.shape)}, "
-                         f"which padding {(ph, pw)} makes {h}x{w}")
+        raise ValueError(f"the {kh}x{kw} kernel is larger than the padded input: x has shape "
+                         f"{tuple(x.shape)}, which padding {(ph, pw)} makes {h}x{w}")
     h_out, w_out = (h - kh) // sh + 1, (w - kw) // sw + 1
-    _check_fits(fn, n * c * (h * w + kh * kw * h_out * w_out), x)   # the padded images and the patches
+    _check_fits(fn, n * c * (h * w + kh * kw * h_out * w_out), x)   # padded images and patches
     return (kh, kw), (sh, sw), (ph, pw), (h_out, w_out)
 
 # %% ../nbs/07_conv.ipynb #be69d03e
@@ -53,9 +59,10 @@ def unfold_loops(x:torch.Tensor, # images, shape (N, C, H, W)
                  kernel_size:int|tuple[int, int], # patch size: an int, or (kH, kW)
                  stride:int|tuple[int, int]=1, # step between patches: an int, or (sH, sW)
                  padding:int|tuple[int, int]=0, # zeros added on each side: an int, or (pH, pW)
-                ) -> torch.Tensor: # patches as columns, shape (N, C*kH*kW, H_out*W_out), like `F.unfold`
-    "Every patch of `x` flattened into a column, as `F.unfold` does, with nothing but indexing and two loops."
-    (kh, kw), (sh, sw), (ph, pw), (h_out, w_out) = _conv_geometry("unfold_loops", x, kernel_size, stride, padding)
+                ) -> torch.Tensor: # patches as columns, (N, C*kH*kW, H_out*W_out), as `F.unfold`
+    "Every patch of `x` flattened into a column, as `F.unfold` does, with indexing and two loops."
+    geometry = _conv_geometry("unfold_loops", x, kernel_size, stride, padding)
+    (kh, kw), (sh, sw), (ph, pw), (h_out, w_out) = geometry
     n, c, h, w = x.shape
     padded = x.new_zeros(n, c, h + 2 * ph, w + 2 * pw)
     padded[:, :, ph:ph + h, pw:pw + w] = x
@@ -68,7 +75,7 @@ def unfold_loops(x:torch.Tensor, # images, shape (N, C, H, W)
 
 # %% ../nbs/07_conv.ipynb #711b0ec3
 def _check_conv_args(x, weight, bias, stride, padding):
-    "Check the tensors of a convolution (shapes, dtype, device) and its geometry; return what `_conv_geometry` does."
+    "Check a convolution's tensors (shapes, dtype, device) and geometry; return the geometry."
     tensors = dict(x=(x, "n c_in h w"), weight=(weight, "c_out c_in kh kw"))
     if bias is not None: tensors["bias"] = (bias, "c_out")
     check_shapes("conv2d_unfold", floating=True, **tensors)
@@ -77,21 +84,22 @@ def _check_conv_args(x, weight, bias, stride, padding):
 # %% ../nbs/07_conv.ipynb #a8cbad90
 def conv2d_unfold(x:torch.Tensor, # images, shape (N, C_in, H, W)
                   weight:torch.Tensor, # kernels, shape (C_out, C_in, kH, kW)
-                  bias:torch.Tensor|None=None, # one value per output channel, shape (C_out,), or None
+                  bias:torch.Tensor|None=None, # one value per output channel, (C_out,), or None
                   stride:int|tuple[int, int]=1, # step between patches: an int, or (sH, sW)
                   padding:int|tuple[int, int]=0, # zeros added on each side: an int, or (pH, pW)
                  ) -> torch.Tensor: # feature maps, shape (N, C_out, H_out, W_out)
-    "2-D convolution as `F.conv2d` computes it: unfold the patches, multiply by the flattened kernels, reshape."
-    kernel_size, stride, padding, (h_out, w_out) = _check_conv_args(x, weight, bias, stride, padding)
-    c_out, k = weight.shape[0], weight.shape[1:].numel()               # K = C_in*kH*kW weights per kernel
+    "2-D convolution as `F.conv2d`: unfold the patches, multiply by the flat kernels, reshape."
+    kernel_size, stride, padding, (h_out, w_out) = _check_conv_args(x, weight, bias, stride,
+                                                                    padding)
+    c_out, k = weight.shape[0], weight.shape[1:].numel()           # K = C_in*kH*kW per kernel
     patches = F.unfold(x, kernel_size, padding=padding, stride=stride)  # (N, K, L)
-    out = weight.reshape(c_out, k) @ patches                            # (C_out, K) @ (N, K, L) -> (N, C_out, L)
-    if bias is not None: out = out + bias[:, None]                      # one bias per output channel (row)
+    out = weight.reshape(c_out, k) @ patches               # (C_out, K) @ (N, K, L) -> (N, C_out, L)
+    if bias is not None: out = out + bias[:, None]         # one bias per output channel (row)
     return out.reshape(x.shape[0], c_out, h_out, w_out)
 
 # %% ../nbs/07_conv.ipynb #470cfadd
 class Conv2dUnfold(nn.Module):
-    "A 2-D convolution layer computed with `conv2d_unfold`, with Kaiming-initialised kernels and a zero bias."
+    "A 2-D convolution layer computed with `conv2d_unfold`: Kaiming-initialised kernels, zero bias."
     def __init__(self,
                  in_channels:int, # C_in, channels of the input images
                  out_channels:int, # C_out, number of kernels (channels of the output)
@@ -108,9 +116,9 @@ class Conv2dUnfold(nn.Module):
         c_in, c_out = check_int(in_channels, "in_channels"), check_int(out_channels, "out_channels")
         kh, kw = _pair(kernel_size, "kernel_size", 1)
         self.stride, self.padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
-        w = kaiming_init(c_in * kh * kw, c_out, dtype=dtype, device=device, generator=generator)  # (K, C_out)
-        self.weight = nn.Parameter(w.T.reshape(c_out, c_in, kh, kw).contiguous())
-        self.bias = nn.Parameter(torch.zeros(c_out, dtype=w.dtype, device=w.device)) if bias else None
+        w = kaiming_init(c_in * kh * kw, c_out, dtype=dtype, device=device, generator=generator)
+        self.weight = nn.Parameter(w.T.reshape(c_out, c_in, kh, kw).contiguous())  # the kernels
+        self.bias = nn.Parameter(w.new_zeros(c_out)) if bias else None
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         "Convolve the batch `x`, shape (N, C_in, H, W), with the layer's kernels."
@@ -118,15 +126,15 @@ class Conv2dUnfold(nn.Module):
 
     def extra_repr(self):
         c_out, c_in, kh, kw = self.weight.shape
-        return (f"{c_in}, {c_out}, kernel_size={(kh, kw)}, stride={self.stride}, padding={self.padding}, "
-                f"bias={self.bias is not None}")
+        return (f"{c_in}, {c_out}, kernel_size={(kh, kw)}, stride={self.stride}, "
+                f"padding={self.padding}, bias={self.bias is not None}")
 
 # %% ../nbs/07_conv.ipynb #d1cda5bf
 class DigitsCNN(nn.Module):
-    "A small CNN for 8x8 digits: three 3x3 convolutions with ReLU (the second with stride 2), a mean over positions, a 1x1 convolution."
+    "A small CNN for 8x8 digits: three 3x3 convolutions with ReLU, a mean over positions, a 1x1."
     def __init__(self,
                  n_classes:int=10, # number of outputs (logits)
-                 channels:tuple[int, int, int]=(16, 32, 64), # output channels of the three 3x3 convolutions
+                 channels:tuple[int, int, int]=(16, 32, 64), # output channels of the 3x3 convs
                  *,
                  dtype:torch.dtype|None=None, # floating dtype (default: torch's default dtype)
                  device:torch.device|str|None=None, # where to create the parameters
@@ -135,7 +143,8 @@ class DigitsCNN(nn.Module):
         super().__init__()
         if not isinstance(channels, (tuple, list)) or len(channels) != 3:
             raise (ValueError if isinstance(channels, (tuple, list)) else TypeError)(
-                f"channels must be three ints, the output channels of the three convolutions, got {channels!r}")
+                f"channels must be three ints, the output channels of the three convolutions, "
+                f"got {channels!r}")
         c1, c2, c3 = (check_int(c, "channels") for c in channels)
         n_classes = check_int(n_classes, "n_classes")
         options = dict(dtype=dtype, device=device, generator=generator)
@@ -147,5 +156,5 @@ class DigitsCNN(nn.Module):
     def forward(self, x:torch.Tensor) -> torch.Tensor:
         "Class scores (logits), shape (N, n_classes), for images `x` of shape (N, 1, H, W)."
         for conv in self.convs: x = relu(conv(x))
-        x = x.mean((2, 3), keepdim=True)  # each feature map averaged over all positions: (N, C, 1, 1)
+        x = x.mean((2, 3), keepdim=True)  # each feature map averaged over positions: (N, C, 1, 1)
         return self.classifier(x).flatten(1)

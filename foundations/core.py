@@ -106,13 +106,15 @@ def check_column_or_vector(fn:str, # the name of the calling function, used in t
                            /,
                            **args, # name=tensor: one number per example, (n, 1) or (n,)
                           ) -> int: # n, the number of examples
-    "Check float tensors of one number per example, each (n, 1) or (n,), one n >= 1, one device; return n."
+    "Check float tensors of one number per example, (n, 1) or (n,), with one n >= 1; return n."
     for name, t in args.items(): check_tensor(t, name, floating=True)
-    ns = {t.shape[0] if t.ndim == 1 or (t.ndim == 2 and t.shape[1] == 1) else None for t in args.values()}
+    def rows(t): return t.shape[0] if t.ndim == 1 or (t.ndim == 2 and t.shape[1] == 1) else None
+    ns = {rows(t) for t in args.values()}
     names = " and ".join(args)
     if None in ns or len(ns) > 1:
         got = " and ".join(f"{name} {_shape_str(t.shape)}" for name, t in args.items())
-        raise ValueError(f"{fn} expects {names} of shape (n, 1) or (n,), with the same n; got {got}")
+        raise ValueError(f"{fn} expects {names} of shape (n, 1) or (n,), with the same n; "
+                         f"got {got}")
     if len({t.device for t in args.values()}) > 1:
         devices = " and ".join(f"{name} on {t.device}" for name, t in args.items())
         raise ValueError(f"{fn} needs {names} on one device; got {devices}")
@@ -130,11 +132,13 @@ def add_grad(t:torch.Tensor, # the tensor whose gradient this is
         raise ValueError(f"a gradient must have the shape of its tensor: got {_shape_str(g.shape)} "
                          f"for a tensor of shape {_shape_str(t.shape)}")
     if g.dtype != t.dtype or g.device != t.device:
-        raise ValueError(f"a gradient must have the dtype and device of its tensor: got {g.dtype} on "
+        raise ValueError(f"a gradient must have the dtype and device of its tensor: "
+                         f"got {g.dtype} on "
                          f"{g.device} for a tensor of {t.dtype} on {t.device}")
     old = getattr(t, "g", None)
     if old is not None and (not isinstance(old, torch.Tensor) or old.shape != t.shape):
-        raise ValueError(f"the tensor's existing .g is not a gradient of its shape {_shape_str(t.shape)}: "
+        raise ValueError(f"the tensor's existing .g is not a gradient of its shape "
+                         f"{_shape_str(t.shape)}: "
                          "clear stale gradients (set .g = None) before a backward pass")
     t.g = g if old is None else old + g
 
@@ -146,15 +150,19 @@ def zero_grads(*tensors:torch.Tensor, # every tensor whose .g the next backward 
 def upstream_grad(out:torch.Tensor, # the output of a step, whose .g the step after it has filled
                   fn_name:str, # the gradient function asking, named in the message
                  ) -> torch.Tensor: # out.g
-    "The gradient of the loss with respect to `out`, which the step after this one must have stored."
+    "The gradient of the loss with respect to `out`, which the step after this one has stored."
     g = getattr(check_tensor(out, "out"), "g", None)
     if g is None:
-        raise ValueError(f"{fn_name} needs out.g, the gradient of the loss with respect to this step's "
+        raise ValueError(f"{fn_name} needs out.g, the gradient of the loss with respect to "
+                         "this step's "
                          "output; call the gradient function of the step after this one first")
-    if not isinstance(g, torch.Tensor): raise TypeError(f"out.g must be a torch.Tensor, not {type(g).__name__}")
+    if not isinstance(g, torch.Tensor):
+        raise TypeError(f"out.g must be a torch.Tensor, not {type(g).__name__}")
     if g.shape != out.shape:
-        raise ValueError(f"out.g has shape {_shape_str(g.shape)} but out has shape {_shape_str(out.shape)}")
+        raise ValueError(f"out.g has shape {_shape_str(g.shape)} but out has shape "
+                         f"{_shape_str(out.shape)}")
     if g.dtype != out.dtype or g.device != out.device:
-        raise ValueError(f"out.g is {g.dtype} on {g.device} but out is {out.dtype} on {out.device}: "
+        raise ValueError(f"out.g is {g.dtype} on {g.device} but out is {out.dtype} on "
+                         f"{out.device}: "
                          "a gradient has the dtype and device of its tensor")
     return g

@@ -187,69 +187,42 @@ def _first_problem(expected, got, fn_name):
         hint = hint or _hint_from_shapes(value, got.get(label))
     return lines, hint
 
+# %% ../nbs/10_exercises.ipynb #6027d9dc
 def _fails(expected, got):
     return ("error" in got and "error" not in expected) or bool(_first_problem(expected, got, "")[0])
 
-# %% ../nbs/10_exercises.ipynb #170e1c78
-def _hint_from_shapes(expected, got):
-    "A hint read off the shapes alone, when no known slip matched."
-    if not (isinstance(expected, torch.Tensor) and isinstance(got, torch.Tensor)): return None
-    e, g = tuple(expected.shape), tuple(got.shape)
-    if e == g and got.dtype != expected.dtype:
-        return (f"The values arrive as {expected.dtype} but the result is {got.dtype}: create new tensors with the "
-                "inputs' dtype and device, e.g. `torch.zeros(n, m, dtype=a.dtype, device=a.device)`.")
-    if len(e) >= 2 and g == e[:-2] + e[-2:][::-1] and e[-1] != e[-2]:
-        return ("The result is transposed: its last two dimensions are swapped. Check the order of the indices, "
-                "or a missing (or extra) `.T`.")
-    if len(e) <= 2 and len(g) == 2 and g[0] == g[1] and g[0] == (e[0] if e else g[0]) and g != e:
-        return ("A shape (n, n) where (n,) or (n, 1) was expected is what `(n, 1) - (n,)` gives: broadcasting "
-                "lines the column up against the vector. Make both (n,) first (`.squeeze(-1)`) or both (n, 1).")
-    if e != g: return f"Compare the shapes: the result must have shape {_shape_str(e)}."
-    if expected.is_floating_point() and got.is_floating_point() and bool((torch.isfinite(expected) & ~torch.isfinite(got)).any()):
-        return ("The result has inf or nan where the book's is finite: something overflowed or divided by zero. For "
-                "exp() of large scores, subtract each row's maximum first (the log-sum-exp trick).")
-    return None
+class _Exercise:
+    "How to grade one of the book's functions: its cases, how to run a function on one, and the known slips."
+    def __init__(self, name, module, cases, run=_returns, slips=(), expected=None, key=None):
+        self.name, self.module, self.cases, self.run, self.slips = name, module, cases, run, slips
+        self.key = key or name     # how `check` calls it: the name, or "module.name" where two chapters share a name
+        self.expected = expected   # for random functions: the outputs to expect, computed rather than drawn
 
-def _hint_from_error(error, fn_name):
-    "A hint for an error the reader's code raised."
-    message = str(error)
-    if isinstance(error, NotImplementedError):
-        return f"Replace the `raise NotImplementedError` line of {fn_name} with your code, run that cell, then check again."
-    if isinstance(error, AttributeError) and "'g'" in message:
-        return ("The tensors arrive fresh, with no `.g` yet: assign the gradient (`inp.g = ...`), or add it with "
-                "`add_grad(inp, ...)`, which creates `.g` on the first contribution.")
-    if isinstance(error, IndexError):
-        return ("An index ran past the end of a dimension. It works on some shapes and not others: check that each "
-                "loop runs over the size of the dimension it indexes (n, k or m?).")
-    if "must match the size" in message or "cannot be multiplied" in message or "shapes cannot" in message:
-        return ("Two tensors that should line up do not. On square inputs a slip like this can go unnoticed; "
-                "write the shape next to each tensor and check which dimensions meet.")
-    return None
+    def reference(self): return getattr(importlib.import_module(f"foundations.{self.module}"), self.name)
 
-def _first_problem(expected, got, fn_name):
-    "The lines describing how `got` differs from `expected`, and a hint read from them, or ([], None)."
-    if "error" in expected:
-        if "error" in got and isinstance(got["error"].error, type(expected["error"].error)): return [], None
-        what = f"raised {got['error']!r}" if "error" in got else f"returned {got.get('result')!r}"
-        error = expected["error"].error
-        return [f"expected {type(error).__name__} ({error}), but {fn_name} {what}"], None
-    lines, hint = [], None
-    for label, value in expected.items():
-        problem = _difference(label, value, got.get(label))
-        if problem is None: continue
-        if label.startswith("input "):
-            problem = f"{fn_name} changed its {label} in place ({problem.split(': ', 1)[1]})"
-            hint = hint or ("Build new tensors instead of writing into the arguments: `x.clamp_min(0)`, not "
-                            "`x.clamp_min_(0)` or `x[x < 0] = 0`.")
-        elif got.get(label) is None and label.endswith(".g"):
-            problem = f"{label} was not set"
-            hint = hint or f"Set {label}: every tensor the step reads needs its gradient."
-        lines.append(problem)
-        hint = hint or _hint_from_shapes(value, got.get(label))
-    return lines, hint
+    def outputs(self, fn, case):
+        "What `fn` gives on `case`; an error it raises becomes an output too."
+        try: return self.run(fn, case)
+        except Exception as error: return {"error": _Raised(error)}
 
-def _fails(expected, got):
-    return ("error" in got and "error" not in expected) or bool(_first_problem(expected, got, "")[0])
+    def expect(self, case):
+        return self.expected(case) if self.expected else self.outputs(self.reference(), case)
+
+    def slip_hint(self, seen):
+        """The hint of the first known slip that explains the reader's failures `seen`, a list of (case, expected, got).
+
+        A slip explains a case when it gives the same outputs, or raises the same error. Where the reader's code
+        raised and the slip did not raise the same, the case says nothing either way; the slip must explain at least
+        one case and contradict none."""
+        for slip, hint in (self.slips() if callable(self.slips) else self.slips):
+            verdicts = set()
+            for case, expected, got in seen:
+                made = self.outputs(slip, case)
+                agrees = made.keys() == got.keys() and all(_agree(made[k], got[k], expected.get(k)) for k in got)
+                verdicts.add(True if agrees else None if "error" in got else False)
+                if False in verdicts: break
+            if verdicts == {True} or verdicts == {True, None}: return hint
+        return None
 
 # %% ../nbs/10_exercises.ipynb #455432c4
 def _library(module, *names):
@@ -262,7 +235,7 @@ _EXERCISES = {}
 def _exercise(*args, **kwargs):
     "Register how to grade one of the book's functions."
     exercise = _Exercise(*args, **kwargs)
-    _EXERCISES[exercise.name] = exercise
+    _EXERCISES[exercise.key] = exercise
 
 def _name_of(fn): return getattr(fn, "__name__", type(fn).__name__)
 
@@ -276,7 +249,7 @@ def _prepared(name, seed):
 
 def _grade(exercise, fn, seed):
     "Run the cases of `exercise` from the smallest up; return (number of cases, None) or (number, failure message, error)."
-    name, fn_name = exercise.name, _name_of(fn)
+    name, fn_name = exercise.key, _name_of(fn)
     prepared = _prepared(name, seed)
     cases = [case for case, _ in prepared]
     for number, (case, expected) in enumerate(prepared, 1):
@@ -313,44 +286,11 @@ def check(name:str, # the book's name for the function or class, e.g. "lin_grad"
     if message: raise AssertionError(message) from error
     print(f"{name}: all {n_cases} cases agree with the book's {name}")
 
-def exercise_modules() -> dict: # {"lin_grad": "backprop", ...}, in the book's order
+def exercise_modules() -> dict: # {"lin_grad": "backprop", ..., "autograd.cross_entropy": "autograd"}, in the book's order
     "The names `check` can grade, each with the library module (`foundations.<module>`) that holds the book's version."
-    return {name: exercise.module for name, exercise in _EXERCISES.items()}
+    return {key: exercise.module for key, exercise in _EXERCISES.items()}
 
-# %% ../nbs/10_exercises.ipynb #b6c346e4
-class _Exercise:
-    "How to grade one of the book's functions: its cases, how to run a function on one, and the known slips."
-    def __init__(self, name, module, cases, run=_returns, slips=(), expected=None):
-        self.name, self.module, self.cases, self.run, self.slips = name, module, cases, run, slips
-        self.expected = expected   # for random functions: the outputs to expect, computed rather than drawn
-
-    def reference(self): return getattr(importlib.import_module(f"foundations.{self.module}"), self.name)
-
-    def outputs(self, fn, case):
-        "What `fn` gives on `case`; an error it raises becomes an output too."
-        try: return self.run(fn, case)
-        except Exception as error: return {"error": _Raised(error)}
-
-    def expect(self, case):
-        return self.expected(case) if self.expected else self.outputs(self.reference(), case)
-
-    def slip_hint(self, seen):
-        """The hint of the first known slip that explains the reader's failures `seen`, a list of (case, expected, got).
-
-        A slip explains a case when it gives the same outputs, or raises the same error. Where the reader's code
-        raised and the slip did not raise the same, the case says nothing either way; the slip must explain at least
-        one case and contradict none."""
-        for slip, hint in (self.slips() if callable(self.slips) else self.slips):
-            verdicts = set()
-            for case, expected, got in seen:
-                made = self.outputs(slip, case)
-                agrees = made.keys() == got.keys() and all(_agree(made[k], got[k], expected.get(k)) for k in got)
-                verdicts.add(True if agrees else None if "error" in got else False)
-                if False in verdicts: break
-            if verdicts == {True} or verdicts == {True, None}: return hint
-        return None
-
-# %% ../nbs/10_exercises.ipynb #14e991eb
+# %% ../nbs/10_exercises.ipynb #2971f45e
 _DTYPES = (torch.float32, torch.float64)
 
 def _randn(g, *shape, dtype=torch.float64):
@@ -362,7 +302,7 @@ def _with_zeros(g, t):
     if t.numel() >= 3: t.view(-1)[:2] = torch.stack([t.view(-1)[0].abs() + 0.1, -t.view(-1)[1].abs() - 0.1])
     return t
 
-# %% ../nbs/10_exercises.ipynb #676c248a
+# %% ../nbs/10_exercises.ipynb #2a3ef42d
 def _neuron_cases(g):
     cases = []
     for n in (1, 2, 3, 5):
@@ -381,7 +321,7 @@ _exercise("neuron", "matmul", _neuron_cases, slips=[
     (_neuron_mean, "The weighted inputs are averaged: a neuron sums them (no division by the number of inputs)."),
 ])
 
-# %% ../nbs/10_exercises.ipynb #08a615f1
+# %% ../nbs/10_exercises.ipynb #d493601e
 _MATMUL_SHAPES = ((1, 1, 1), (1, 3, 1), (2, 1, 3), (1, 4, 2), (3, 2, 1), (2, 2, 2), (2, 3, 4), (4, 3, 2), (3, 3, 3), (4, 5, 3))
 
 def _matmul_cases(g):
@@ -403,7 +343,7 @@ _MATMUL_SLIPS = [
 
 for _name in ("matmul_loops", "matmul_elementwise"): _exercise(_name, "matmul", _matmul_cases, slips=_MATMUL_SLIPS)
 
-# %% ../nbs/10_exercises.ipynb #f2558aa8
+# %% ../nbs/10_exercises.ipynb #4c6a4e56
 def _broadcast_cases(g):
     fixed = [(), ((),), ((3,),), ((1,), (3,)), ((3,), (1,)), ((2, 3), (3,)), ((3,), (2, 3)), ((4, 1), (3,)),
              ((5, 1, 3), (4, 1)), ((1,), (0,)), ((2, 1), (1, 3), (1, 1, 1)), ((3, 1, 2), ()), ((7,), (7,)),
@@ -440,7 +380,7 @@ _exercise("broadcast_shapes", "broadcasting", _broadcast_cases, slips=[
     (_broadcast_unreversed, "The sizes come out in reverse order: the loop visits the last dimension first, so reverse the result at the end."),
 ])
 
-# %% ../nbs/10_exercises.ipynb #7fbfed38
+# %% ../nbs/10_exercises.ipynb #140d140f
 def _normalize_cases(g):
     cases = []
     for i, shape in enumerate(((1, 1, 1), (3, 2, 2), (1, 3, 3, 3), (2, 3, 4, 5), (2, 1, 3, 2), (3, 2, 4, 4))):
@@ -473,7 +413,7 @@ _exercise("normalize", "broadcasting", _normalize_cases, slips=[
     (_normalize_times, "Divide by the standard deviation rather than multiply by it."),
 ])
 
-# %% ../nbs/10_exercises.ipynb #ec0a599e
+# %% ../nbs/10_exercises.ipynb #ee9890df
 def _matmul_broadcast_summed_wrong_dim(a, b): return a * b.sum(1)[None, :]   # (a[i, :, None] * b).sum(dim=1), for k == m
 def _matmul_broadcast_row(a, b): return a * b.sum(0)[None, :]                # (a[i] * b).sum(0): a row, not a column, for k == m
 
@@ -487,7 +427,7 @@ _exercise("matmul_einsum", "broadcasting", _matmul_cases, slips=[
     (lambda a, b: torch.einsum("ik,jk->ij", a, b), "The subscripts of b are swapped: the index that is summed, k, must be b's first one, `kj`."),
     *_MATMUL_SLIPS])
 
-# %% ../nbs/10_exercises.ipynb #8875ac3e
+# %% ../nbs/10_exercises.ipynb #298b8b4a
 _LIN_SHAPES = ((1, 1, 1), (1, 3, 2), (2, 3, 1), (2, 2, 2), (4, 2, 3), (3, 3, 3), (5, 4, 2), (2, 5, 5))
 
 def _lin_cases(g):
@@ -503,7 +443,7 @@ _LIN_SLIPS = [
 
 _exercise("lin", "init", _lin_cases, slips=_LIN_SLIPS)
 
-# %% ../nbs/10_exercises.ipynb #e721b60c
+# %% ../nbs/10_exercises.ipynb #829f0d9c
 def _relu_cases(g):
     cases = [_Case(("x",), (_with_zeros(g, _randn(g, *shape, dtype=dtype)),)) for shape in ((1,), (5,), (3, 4), (2, 3, 2), (1, 1, 7))
              for dtype in _DTYPES]
@@ -518,7 +458,7 @@ _RELU_SLIPS = [
 
 _exercise("relu", "init", _relu_cases, slips=_RELU_SLIPS)
 
-# %% ../nbs/10_exercises.ipynb #557217c3
+# %% ../nbs/10_exercises.ipynb #90238087
 def _mse_cases(g):
     cases = []
     for n in (1, 2, 3, 5, 8):
@@ -544,8 +484,8 @@ _MSE_SLIPS = [
 
 _exercise("mse", "init", _mse_cases, slips=_MSE_SLIPS)
 
-# %% ../nbs/10_exercises.ipynb #1c2201cf
-_INIT_SHAPES = ((1, 1), (3, 5), (5, 3), (64, 512), (512, 64))   # the last two: 32,768 draws each, for the statistics
+# %% ../nbs/10_exercises.ipynb #85ab5bb5
+_INIT_SHAPES = ((1, 1), (3, 5), (5, 3), (32, 256), (256, 32))   # the last two: 8,192 draws each, for the statistics
 
 def _init_cases(g):
     cases = []
@@ -612,7 +552,7 @@ _exercise("kaiming_init", "init", _init_cases, run=_init_run, expected=_init_exp
     (_normal_init(lambda n: 2 / math.sqrt(n)), "The std is 2 / sqrt(n_in): the factor 2 belongs to the variance, 2 / n_in, so the std is sqrt(2 / n_in)."),
     *_init_slips(_kaiming)])
 
-# %% ../nbs/10_exercises.ipynb #661c70f8
+# %% ../nbs/10_exercises.ipynb #8851f627
 def _mse_grad_cases(g):
     cases = [_Case(("inp", "targ"), (o, t)) for case in _mse_cases(g) for o, t in [case.args]]
     cases.append(_Case(("inp", "targ"), (_randn(g, 4, 1), _randn(g, 4, 1))))   # a target column, as mse accepts
@@ -637,7 +577,7 @@ _exercise("mse_grad", "backprop", _mse_grad_cases, run=_grads("inp"), slips=[
     (_mse_grad_slip(lambda p, t, n: 2 * (p - t) / n ** 2), "The loss is divided by the wrong count: divide by n once, the number of samples."),
 ])
 
-# %% ../nbs/10_exercises.ipynb #337067c4
+# %% ../nbs/10_exercises.ipynb #8866ad32
 def _relu_grad_cases(g):
     cases = []
     for shape in ((1,), (4,), (3, 5), (2, 3, 2), (1, 6)):
@@ -664,7 +604,7 @@ _RELU_GRAD_SLIPS = [
 
 _exercise("relu_grad", "backprop", _relu_grad_cases, run=_grads("inp"), slips=_RELU_GRAD_SLIPS)
 
-# %% ../nbs/10_exercises.ipynb #59496afe
+# %% ../nbs/10_exercises.ipynb #686e67dd
 def _lin_grad_cases(g):
     cases = []
     for n, n_in, n_out in _LIN_SHAPES:
@@ -692,7 +632,7 @@ _LIN_GRAD_SLIPS = [
 
 _exercise("lin_grad", "backprop", _lin_grad_cases, run=_grads("inp", "w", "b"), slips=_LIN_GRAD_SLIPS)
 
-# %% ../nbs/10_exercises.ipynb #00033624
+# %% ../nbs/10_exercises.ipynb #d58f9b49
 def _net_cases(g):
     cases = []
     for n, n_in, n_hidden in ((1, 1, 1), (1, 3, 2), (2, 1, 3), (4, 3, 2), (3, 5, 4), (6, 4, 5)):
@@ -723,7 +663,7 @@ _exercise("forward_and_backward", "backprop", _net_cases, run=_net_run, slips=[
     (_accumulating_forward_and_backward, "The gradients are twice what they should be after a second call: gradient functions *add* into `.g`, so clear the five tensors' `.g` (`zero_grads`) before the backward pass."),
 ])
 
-# %% ../nbs/10_exercises.ipynb #bcf10789
+# %% ../nbs/10_exercises.ipynb #6db22c1b
 def _layer_cases(g, make):
     "Cases for a layer class: the function cases of `make`, with a random gradient for the layer's output."
     cases = []
@@ -784,7 +724,7 @@ _exercise("Mse", "modules", lambda g: _layer_cases(g, _mse_grad_cases), run=_lay
           slips=lambda: _layer_slips(_function_class, _MSE_SLIPS, _EXERCISES["mse_grad"].slips, *_library("init", "mse"),
                                      *_library("backprop", "mse_grad"))())
 
-# %% ../nbs/10_exercises.ipynb #09edd672
+# %% ../nbs/10_exercises.ipynb #f129425c
 def _my_relu_cases(g):
     return [_Case(("x",), case.args[:1], extra={"grad": case.upstream["out"]}) for case in _relu_grad_cases(g)]
 
@@ -814,10 +754,10 @@ _exercise("MyRelu", "modules", _my_relu_cases, run=_my_relu_run, slips=[
     (_autograd_relu(lambda x: x.clamp_min(0), lambda inp, g: g), "backward passes `grad_output` everywhere: zero it where the input was negative, `grad_output * (inp > 0)`."),
 ])
 
-# %% ../nbs/10_exercises.ipynb #9a3ee2af
+# %% ../nbs/10_exercises.ipynb #f3a1e5e8
 def _linear_layer_cases(g):
     cases = []
-    for n_in, n_out, n in ((1, 1, 1), (3, 2, 4), (2, 5, 1), (128, 512, 3)):   # the last: 65,536 weights, for the statistics
+    for n_in, n_out, n in ((1, 1, 1), (3, 2, 4), (2, 5, 1), (32, 256, 3)):   # the last: 8,192 weights, for the statistics
         for kwargs in ({}, {"dtype": torch.float64}):
             seed = int(torch.randint(0, 2 ** 31, (1,), generator=g))
             x = _randn(g, n, n_in, dtype=kwargs.get("dtype", torch.get_default_dtype()))
@@ -855,7 +795,7 @@ def _linear_layer_expected(case):
 def _linear_layer_slip(std_of_fan_in=_kaiming, transpose=True, zero_bias=True, parameters=True):
     "A slip in `LinearLayer`: the weight's scale or layout, a random bias, or tensors not registered as parameters."
     def make(n_in, n_out, *, dtype=None, device=None, generator=None):
-        (nn,) = (torch.nn,)
+        nn = torch.nn
         layer = nn.Module()
         w = torch.randn(n_in, n_out, dtype=dtype, generator=generator) * std_of_fan_in(n_in)
         w = w.t().contiguous() if transpose else w
@@ -873,7 +813,7 @@ _exercise("LinearLayer", "modules", _linear_layer_cases, run=_linear_layer_run, 
     (_linear_layer_slip(parameters=False), "weight and bias are plain tensors, so `parameters()` does not see them and an optimiser would never update them: wrap them in `nn.Parameter`."),
 ])
 
-# %% ../nbs/10_exercises.ipynb #75ebe85b
+# %% ../nbs/10_exercises.ipynb #d274699e
 def _cross_entropy_cases(g):
     cases = []
     for n, n_classes in ((1, 2), (1, 5), (3, 2), (4, 3), (6, 10), (2, 1)):
@@ -912,7 +852,7 @@ _exercise("cross_entropy_grad", "training", lambda g: [_Case(("inp", "targ"), c.
     (_cross_entropy_grad_slip(lambda x, y, n: (x.softmax(0) - y) / n), "softmax runs over the wrong dimension: normalise each row (dim=-1), one sample's scores."),
 ])
 
-# %% ../nbs/10_exercises.ipynb #917338e2
+# %% ../nbs/10_exercises.ipynb #a61df059
 _CONV_SHAPES = (  # N, C_in, H, W, C_out, kH, kW, stride, padding, bias
     (1, 1, 1, 1, 1, 1, 1, 1, 0, True), (1, 1, 3, 3, 1, 2, 2, 1, 0, False), (1, 1, 4, 5, 2, 2, 3, 1, 0, True),
     (2, 2, 5, 4, 3, 3, 2, 1, 1, True), (1, 3, 6, 7, 2, 3, 3, 2, 1, True), (2, 1, 5, 5, 1, 3, 3, (2, 1), (0, 1), True),
@@ -944,4 +884,51 @@ _exercise("conv2d_unfold", "conv", _conv_cases, slips=[
     (_conv_no_stride, "The stride is ignored: pass it to the unfold, and compute H_out = (H + 2 pH - kH) // sH + 1."),
     (_conv_no_padding, "The padding is ignored: pass it to the unfold (zeros on each side), and count it in H_out and W_out."),
     (_conv_hw_swapped, "The output's height and width are swapped in the final reshape: it is (N, C_out, H_out, W_out)."),
+])
+
+# %% ../nbs/10_exercises.ipynb #977445cc
+def _unbroadcast_cases(g):
+    pairs = [((3,), (3,)), ((2, 3), (3,)), ((2, 3), (1, 3)), ((2, 3), (2, 1)), ((5,), (1,)), ((2, 3), (1, 1)),
+             ((4, 2, 3), (2, 1)), ((4, 2, 3), ()), ((2, 1, 3), (1, 1, 3)), ((3, 4, 2), (4, 1))]
+    return [_Case(("grad", "shape"), (_randn(g, *grad_shape, dtype=dtype), shape))
+            for grad_shape, shape in pairs for dtype in _DTYPES]
+
+def _unbroadcast_reduce(reduce, stretched=True):
+    "A slip in `unbroadcast`: `reduce` (sum or mean) over the added dimensions, and over the stretched ones if `stretched`."
+    def unbroadcast(grad, shape):
+        shape = tuple(shape)
+        extra = grad.ndim - len(shape)
+        dims = [*range(extra)] + ([extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1] if stretched else [])
+        out = reduce(grad, dims) if dims else grad
+        return out.reshape(shape) if stretched else out
+    return unbroadcast
+
+_exercise("unbroadcast", "autograd", _unbroadcast_cases, slips=[
+    (_unbroadcast_reduce(lambda g, dims: g.mean(dims, keepdim=True)), "Every copy of a broadcast entry used it, so its gradient is the *sum* of the copies' gradients, not their mean."),
+    (_unbroadcast_reduce(lambda g, dims: g.sum(dims, keepdim=True), stretched=False), "Only the added leading dimensions are summed: a size-1 dimension that broadcasting stretched must be summed too (with `keepdim=True`), so the result has `shape`."),
+])
+
+# %% ../nbs/10_exercises.ipynb #5b0756b9
+def _autograd_loss_run(fn, case):
+    "Wrap the scores in the chapter's `Tensor`, compute the loss with `fn`, backpropagate: the loss and the scores' `.grad`."
+    (Tensor,) = _library("autograd", "Tensor")
+    logits, targ = case.fresh()
+    scores = Tensor(logits, requires_grad=True)
+    loss = fn(scores, targ)
+    if not isinstance(loss, Tensor): return {"loss": loss}
+    out = {"loss": loss.data.clone()}
+    loss.backward()
+    return {**out, "logits.grad": scores.grad}
+
+def _autograd_ce_slip(formula):
+    def cross_entropy(logits, targets):
+        one_hot = torch.nn.functional.one_hot(targets, logits.shape[1]).to(logits.data.dtype)
+        return formula(logits, one_hot, logits.shape[0])
+    return cross_entropy
+
+_exercise("cross_entropy", "autograd", lambda g: [_Case(("logits", "targets"), c.args) for c in _cross_entropy_cases(g)],
+          run=_autograd_loss_run, key="autograd.cross_entropy", slips=[
+    (_autograd_ce_slip(lambda x, y, n: -(x.log_softmax(-1) * y).sum()), "The loss is summed over the batch: divide by n (or take the mean), and the gradient shrinks with it."),
+    (_autograd_ce_slip(lambda x, y, n: (x.log_softmax(-1) * y).sum() / n), "The minus sign is missing: the loss is the *negative* log-probability of the correct class."),
+    (_autograd_ce_slip(lambda x, y, n: -((x - x.exp().sum(-1, keepdim=True).log()) * y).sum() / n), "exp() overflows for large scores: use the Tensor's `log_softmax`, which subtracts each row's maximum first."),
 ])

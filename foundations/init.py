@@ -29,7 +29,7 @@ def lin(x:torch.Tensor, # inputs, shape (n, n_in) (any leading dimensions work: 
 def _std(a):
     "Std over the last two dimensions of `a` that neither overflows nor underflows before `a` does."
     biggest = a.abs().amax(dim=(-2, -1))
-    usable = (biggest > 0) & torch.isfinite(biggest)                # 0, inf and nan are left as they are
+    usable = (biggest > 0) & torch.isfinite(biggest)   # 0, inf and nan are left as they are
     divisor = torch.where(usable, biggest, torch.ones_like(biggest))
     return (a / divisor[..., None, None]).std(dim=(-2, -1)) * divisor
 
@@ -43,20 +43,23 @@ def _device_memory(device):
     except (AttributeError, ValueError, OSError): return None   # no sysconf (Windows): do not guess
 
 def _check_random_args(what, shape, dtype, device, generator):
-    "Check what `torch.randn` is about to be given, before it allocates anything; return the device."
+    "Check what `torch.randn` is about to be given, before it allocates; return the device."
     try: device = torch.get_default_device() if device is None else torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device must name a device such as 'cpu' or 'cuda', got {device!r}") from None
+        raise ValueError(f"device must name a device such as 'cpu' or 'cuda', "
+                         f"got {device!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} is not available here")
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, not {type(generator).__name__}")
+        raise TypeError(f"generator must be a torch.Generator or None, "
+                        f"not {type(generator).__name__}")
     if generator is not None and device.type != "meta" and generator.device.type != device.type:
         raise ValueError(f"generator draws on {generator.device} but the weights go to {device}: "
                          f"create it with torch.Generator(device={device.type!r})")
     nbytes, total = math.prod(shape) * dtype.itemsize, _device_memory(device)
     if total is not None and nbytes > total:
-        raise ValueError(f"{what} of shape {shape} in {dtype} would need {nbytes / 2**30:,.1f} GiB, "
+        raise ValueError(f"{what} of shape {shape} in {dtype} would need "
+                         f"{nbytes / 2**30:,.1f} GiB, "
                          f"more than the {total / 2**30:,.1f} GiB of memory on {device}")
     return device
 
@@ -77,7 +80,8 @@ def activation_stds(x:torch.Tensor, # the input batch (n, width), or a stack of 
         raise ValueError(f"activation_stds needs at least two activations per batch to measure a "
                          f"spread; x has shape {tuple(x.shape)}")
     weight_shape = (*x.shape[:-2], sizes["width"], sizes["width"])   # one matrix per batch
-    _check_random_args("activation_stds's weights for x", weight_shape, x.dtype, x.device, generator)
+    _check_random_args("activation_stds's weights for x", weight_shape, x.dtype, x.device,
+                       generator)
     stds = []
     for _ in range(n_layers):
         w = torch.randn(weight_shape, dtype=x.dtype, device=x.device, generator=generator) * scale
@@ -102,7 +106,8 @@ def _normal_weights(fn, n_in, n_out, std_of_fan_in, dtype, device, generator):
     dtype = torch.get_default_dtype() if dtype is None else dtype
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"weights need a floating-point dtype such as torch.float32, got {dtype!r}")
-    device = _check_random_args(f"{fn}'s weights (n_in, n_out)", (n_in, n_out), dtype, device, generator)
+    what = f"{fn}'s weights (n_in, n_out)"
+    device = _check_random_args(what, (n_in, n_out), dtype, device, generator)
     w = torch.randn(n_in, n_out, dtype=dtype, device=device, generator=generator)
     return w.mul_(std_of_fan_in(n_in))
 
@@ -116,7 +121,8 @@ def xavier_init(n_in:int, # inputs of the layer (fan-in): rows of the weight mat
                 generator:torch.Generator|None=None, # random source, for reproducible draws
                ) -> torch.Tensor: # normal weights, shape (n_in, n_out), std 1/sqrt(n_in)
     "Weights for a layer with no ReLU after it: N(0, 1/n_in), which keeps the second moment."
-    return _normal_weights("xavier_init", n_in, n_out, lambda fan_in: 1 / math.sqrt(fan_in), dtype, device, generator)
+    std = lambda fan_in: 1 / math.sqrt(fan_in)
+    return _normal_weights("xavier_init", n_in, n_out, std, dtype, device, generator)
 
 
 # %% ../nbs/03_init.ipynb #586ea148
@@ -128,7 +134,8 @@ def kaiming_init(n_in:int, # inputs of the layer (fan-in): rows of the weight ma
                  generator:torch.Generator|None=None, # random source, for reproducible draws
                 ) -> torch.Tensor: # normal weights, shape (n_in, n_out), std sqrt(2/n_in)
     "Weights for a layer followed by ReLU: N(0, 2/n_in), making up for what ReLU zeroes."
-    return _normal_weights("kaiming_init", n_in, n_out, lambda fan_in: math.sqrt(2 / fan_in), dtype, device, generator)
+    std = lambda fan_in: math.sqrt(2 / fan_in)
+    return _normal_weights("kaiming_init", n_in, n_out, std, dtype, device, generator)
 
 
 # %% ../nbs/03_init.ipynb #67cc8778
@@ -146,7 +153,7 @@ def two_layer_net(x:torch.Tensor, # inputs, shape (n, n_in)
 def mse(output:torch.Tensor, # predictions, shape (n, 1) or (n,), floating point
         targ:torch.Tensor, # targets, shape (n,) or (n, 1), floating point, on output's device
        ) -> torch.Tensor: # the mean squared error, a 0-d tensor
-    "Mean squared error between predictions and targets, never broadcasting a column against a vector."
+    "Mean squared error of predictions against targets, never broadcasting a column to a matrix."
     n = check_column_or_vector("mse", output=output, targ=targ)
     return ((output.reshape(n) - targ.reshape(n)) ** 2).mean()
 

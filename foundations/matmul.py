@@ -13,7 +13,7 @@ from .core import check_shapes
 
 # %% ../nbs/01_matmul.ipynb #aef9747e
 def _as_tensors(**args):
-    "Lists and numbers among `name=(value, pattern)` as tensors (on the tensors' device), for `check_shapes`."
+    "Lists and numbers among `name=(value, pattern)` as tensors on the tensors' device, to check."
     device = next((v.device for v, _ in args.values() if isinstance(v, torch.Tensor)), None)
     def convert(name, value):
         if isinstance(value, torch.Tensor): return value
@@ -58,7 +58,7 @@ def matmul_loops(a, # left matrix, shape (n, k)
 def matmul_elementwise(a, # left matrix, shape (n, k)
                        b, # right matrix, shape (k, m)
                       ):
-    "Matrix product `a @ b` with two Python loops; each element is the sum of an elementwise row-times-column product."
+    "Matrix product `a @ b` with two Python loops; each element sums a row times a column."
     n, k, m = check_matmul_args(a, b)
     c = torch.zeros(n, m, dtype=a.dtype, device=a.device)
     for i in range(n):

@@ -53,7 +53,7 @@ class Model:
         return self.loss(x, targ)
 
     def backward(self):
-        "Clear old `.g`, then set `.g` on the last call's input, weights and biases, from the loss back."
+        "Clear old `.g`, then set `.g` on the last call's input, weights and biases, loss first."
         if not hasattr(self, "x"):
             raise RuntimeError("Model.backward() needs a forward pass first: call model(x, targ)")
         for t in (self.x, *self.params, *(layer.out for layer in self.layers)): t.g = None

@@ -7,46 +7,48 @@ Docs: https://nn-foundations.github.io/foundations/numpy_edition.html.md"""
 # %% auto #0
 __all__ = ['check_array', 'check_shapes', 'check_matmul_args', 'matmul_loops', 'matmul_elementwise', 'broadcast_to', 'normalize',
            'matmul_broadcast', 'matmul_einsum', 'lin', 'relu', 'check_column_or_vector', 'mse', 'two_layer_net',
-           'xavier_init', 'kaiming_init', 'activation_stds', 'GradArray', 'add_grad', 'mse_grad', 'relu_grad',
-           'lin_grad', 'forward_and_backward', 'numerical_grad', 'Relu', 'Lin', 'Mse', 'Model', 'broadcast_shapes',
-           'LayerFunction']
+           'xavier_init', 'kaiming_init', 'activation_stds', 'GradArray', 'add_grad', 'upstream_grad', 'mse_grad',
+           'relu_grad', 'lin_grad', 'forward_and_backward', 'numerical_grad', 'Relu', 'Lin', 'Mse', 'Model',
+           'broadcast_shapes', 'LayerFunction']
 
 # %% ../nbs/08_numpy_edition.ipynb #3a1fa739
 import numbers
 from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
-from .broadcasting import broadcast_shapes      # arithmetic on shapes: no array library at all
-from .modules import LayerFunction              # Python classes and calls: no array library either
-from . import core                               # the checks of numbers and the .g protocol
-from .core import check_int, check_number, zero_grads, upstream_grad
+# arithmetic on shapes: no array library at all
+from .broadcasting import broadcast_shapes
+# Python classes and calls: no array library either
+from .modules import LayerFunction
+# Python numbers; setting .g = None
+from .core import check_int, check_number, zero_grads
 
 # %% ../nbs/08_numpy_edition.ipynb #64395662
-_all_ = ["broadcast_shapes", "LayerFunction"]   # imported, not twinned, but part of the NumPy edition all the same
+# imported, not twinned, but part of the NumPy edition all the same
+_all_ = ["broadcast_shapes", "LayerFunction"]
 
 # %% ../nbs/08_numpy_edition.ipynb #7aff93f5
 def check_array(t, # the value to check
                 name:str, # the argument's name, used in the message
                 *,
-                ndim:int|tuple|None=None, # the rank it must have, or a tuple of allowed ranks (None: any)
+                ndim:int|tuple|None=None, # the rank it must have, or a tuple of ranks (None: any)
                 floating:bool=False, # must it hold floating-point numbers?
-                real:bool=False, # must it hold real numbers (integers or floating point, not bool or complex)?
                ) -> np.ndarray: # `t` itself, so a check can wrap an expression
-    "Return `t` if it is a `numpy.ndarray` of the asked rank and kind; otherwise raise an error that names `name`."
-    if not isinstance(t, np.ndarray): raise TypeError(f"{name} must be a numpy.ndarray, not {type(t).__name__}")
+    "Return `t` if it is a `numpy.ndarray` of the asked rank and kind; else raise, naming `name`."
+    if not isinstance(t, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, not {type(t).__name__}")
     if floating and not np.issubdtype(t.dtype, np.floating):
         raise TypeError(f"{name} must hold floating-point numbers (float16, float32 or float64), "
                         f"but its dtype is {t.dtype}")
-    if real and t.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold real numbers (integers or floating point), but its dtype is {t.dtype}")
     ranks = (ndim,) if isinstance(ndim, int) else ndim
     if ranks is not None and t.ndim not in ranks:
-        raise ValueError(f"{name} must be a {' or '.join(f'{r}-D' for r in ranks)} array, but it has shape {t.shape}")
+        allowed = " or ".join(f"{r}-D" for r in ranks)
+        raise ValueError(f"{name} must be a {allowed} array, but it has shape {t.shape}")
     return t
 
 # %% ../nbs/08_numpy_edition.ipynb #40867138
 def _bind(patterns, shapes):
-    "Match each shape to its pattern; return (sizes of the named dimensions, None) or (None, what went wrong)."
+    "Match each shape to its pattern: (sizes of the named dimensions, None) or (None, the problem)."
     sizes, seen_in = {}, {}
     for (name, dims), shape in zip(patterns.items(), shapes):
         leading = dims[:1] == ["..."]
@@ -66,9 +68,9 @@ def check_shapes(fn:str, # the name of the calling function, used in the message
                  *,
                  floating:bool=False, # must every array hold floating-point numbers?
                  same_dtype:bool=True, # must all arrays share one dtype?
-                 **args, # name=(array, "pattern"): dimension names separated by spaces, "..." for any leading ones
+                 **args, # name=(array, "pattern"): dimension names, "..." for any leading ones
                 ) -> dict: # the size of each named dimension
-    "Check that arrays fit shape patterns such as `x=(x, '... n_in'), w=(w, 'n_in n_out')`; return the sizes."
+    "Check that arrays fit patterns like `x=(x, '... n_in'), w=(w, 'n_in n_out')`; give sizes."
     for name, (t, _) in args.items(): check_array(t, name, floating=floating)
     patterns = {name: pattern.split() for name, (_, pattern) in args.items()}
     shapes = [t.shape for t, _ in args.values()]
@@ -112,7 +114,7 @@ def matmul_loops(a, # left matrix, shape (n, k)
 def matmul_elementwise(a, # left matrix, shape (n, k)
                        b, # right matrix, shape (k, m)
                       ):
-    "Matrix product `a @ b` with two Python loops; each element is the sum of an elementwise row-times-column product."
+    "Matrix product `a @ b` with two Python loops; each element sums a row times a column."
     n, k, m = check_matmul_args(a, b)
     c = np.zeros((n, m), dtype=a.dtype)
     for i in range(n):
@@ -124,51 +126,51 @@ def matmul_elementwise(a, # left matrix, shape (n, k)
 def broadcast_to(t:np.ndarray, # the array to broadcast
                  shape,        # the target shape; `t`'s shape must broadcast to it
                 ) -> np.ndarray: # a read-only view of `t` with shape `shape`, sharing `t`'s memory
-    "A read-only view of `t` with shape `shape`: missing and size-1 dimensions get stride 0, so nothing is copied."
-    check_array(t, "t")
-    shape, source = broadcast_shapes(shape), t.shape   # a shape broadcast with nothing: checked, as a tuple
-    if len(shape) < t.ndim:
-        raise ValueError(f"cannot broadcast an array of shape {source} to {shape}: the target has "
-                         f"{len(shape)} dimensions, fewer than the array's {t.ndim}")
-    n_new = len(shape) - t.ndim
+    "A read-only view of `t` with shape `shape`: missing and size-1 dimensions get stride 0."
+    t, shape = check_array(t, "t"), broadcast_shapes(shape)   # one shape broadcast alone: itself
+    source, n_new = t.shape, len(shape) - t.ndim
+    if n_new < 0:
+        raise ValueError(f"cannot broadcast t of shape {source} to shape {shape}: the target has "
+                         f"{len(shape)} dimensions, fewer than t's {t.ndim}")
     strides = [0] * n_new                          # new leading dimensions repeat everything
     for dim, (size, stride) in enumerate(zip(source, t.strides)):
         target = shape[n_new + dim]
-        if size == target: strides.append(stride)  # unchanged: walk memory as before (stride in bytes)
+        if size == target: strides.append(stride)  # unchanged: walk memory as before (in bytes)
         elif size == 1: strides.append(0)          # stretched: stay in place
         else:
-            raise ValueError(f"cannot broadcast an array of shape {source} to {shape}: its dimension {dim} "
-                             f"(size {size}) lines up with the target's dimension {n_new + dim} (size {target}), "
-                             f"and only a size of 1 can be stretched")
+            raise ValueError(f"cannot broadcast t of shape {source} to shape {shape}: t's "
+                             f"dimension {dim} (size {size}) lines up with the target's dimension "
+                             f"{n_new + dim} (size {target}), and only a size 1 can be stretched")
     return as_strided(t, shape, strides, writeable=False)
 
 # %% ../nbs/08_numpy_edition.ipynb #c77fb9cf
-def _channel_values(name, value, x):
-    "`value` (one number, or one per channel of `x`) as an array of `x`'s dtype shaped (channels, 1, 1)."
+def _per_channel(value, name, x):
+    "`value` as an array of `x`'s dtype; one number is repeated for every channel."
     values = np.asarray(value)
-    if values.dtype.kind not in "iuf":   # None, strings, bools and complex numbers are no statistics
-        raise TypeError(f"{name} must be a real number or one per channel, not {type(value).__name__} ({value!r})")
-    if values.shape not in ((), (x.shape[-3],)):
-        raise ValueError(f"{name} needs one value per channel, shape ({x.shape[-3]},) for x of shape "
-                         f"{x.shape}, but has shape {values.shape}")
-    return values.astype(x.dtype).reshape(-1, 1, 1)   # (channels, 1, 1): lines up with the channel dimension
+    # None, strings, bools and complex numbers are no statistics
+    if values.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a number, a sequence of numbers or an array of them, "
+                        f"not {type(value).__name__}: {value!r}")
+    if isinstance(x, np.ndarray): values = values.astype(x.dtype)
+    if values.ndim == 0 and getattr(x, "ndim", 0) >= 3: values = np.full(x.shape[-3], values)
+    return values
 
 def normalize(x:np.ndarray, # images shaped (..., channels, height, width), floating point
-              mean,         # one mean per channel: a sequence or an array of shape (channels,), or one number
+              mean,         # one mean per channel (a sequence or an array (channels,)), or one
               std,          # one standard deviation per channel (positive), shaped like `mean`
              ) -> np.ndarray: # `(x - mean) / std`, channel by channel, shaped like `x`
     "Normalise images channel by channel: `(x[..., c, :, :] - mean[c]) / std[c]`, by broadcasting."
-    check_shapes("normalize", x=(x, "... channels height width"), floating=True)
-    mean, std_in_x = _channel_values("mean", mean, x), _channel_values("std", std, x)
-    if not (std_in_x > 0).all():   # NaN fails too; so does a std that rounds to 0 in x's dtype
-        raise ValueError(f"std must be positive (in x's dtype, {x.dtype}), got {std}")
-    return (x - mean) / std_in_x
+    mean, std = _per_channel(mean, "mean", x), _per_channel(std, "std", x)
+    check_shapes("normalize", floating=True, x=(x, "... c h w"), mean=(mean, "c"), std=(std, "c"))
+    if not (std > 0).all(): raise ValueError(f"std must be positive in {x.dtype}, got "
+                                             f"{std.tolist()}")
+    return (x - mean[:, None, None]) / std[:, None, None]   # (c, 1, 1) lines up with the channels
 
 # %% ../nbs/08_numpy_edition.ipynb #9dbdb135
 def matmul_broadcast(a:np.ndarray, # left matrix, shape (n, k)
                      b:np.ndarray, # right matrix, shape (k, m), same dtype as `a`
                     ) -> np.ndarray: # the product, shape (n, m)
-    "Matrix product with one Python loop: row `i` of `a`, as a column, broadcast against all of `b`."
+    "Matrix product with one Python loop: row `i` of `a`, as a column, broadcast against `b`."
     n, k, m = check_matmul_args(a, b)
     c = np.zeros((n, m), dtype=a.dtype)
     for i in range(n):
@@ -189,14 +191,14 @@ def lin(x:np.ndarray, # inputs, shape (n, n_in) (any leading dimensions work: (.
         b:np.ndarray, # bias, shape (n_out,)
        ) -> np.ndarray: # x @ w + b, shape (n, n_out)
     "A linear layer in the book's layout: `x @ w + b`, with `w` of shape (n_in, n_out)."
-    check_shapes("lin", x=(x, "... n_in"), w=(w, "n_in n_out"), b=(b, "n_out"))
+    check_shapes("lin", floating=True, x=(x, "... n_in"), w=(w, "n_in n_out"), b=(b, "n_out"))
     return x @ w + b
 
 # %% ../nbs/08_numpy_edition.ipynb #23731d6e
-def relu(x:np.ndarray, # any array of real numbers (integers or floating point)
+def relu(x:np.ndarray, # a floating-point array of any shape (integers, bools, complex: refused)
         ) -> np.ndarray: # max(x, 0) elementwise: same shape and dtype
     "The rectified linear unit: negative entries become zero, the others pass through unchanged."
-    check_array(x, "x", real=True)
+    check_array(x, "x", floating=True)
     return np.maximum(x, x.dtype.type(0))
 
 # %% ../nbs/08_numpy_edition.ipynb #c21bee17
@@ -206,11 +208,13 @@ def check_column_or_vector(fn:str, # the name of the calling function, used in t
                           ) -> int: # n, the number of examples
     "Check float arrays of one number per example, each (n, 1) or (n,), one n >= 1; return n."
     for name, t in args.items(): check_array(t, name, floating=True)
-    ns = {t.shape[0] if t.ndim == 1 or (t.ndim == 2 and t.shape[1] == 1) else None for t in args.values()}
+    ns = {t.shape[0] if t.ndim == 1 or (t.ndim == 2 and t.shape[1] == 1) else None
+          for t in args.values()}
     names = " and ".join(args)
     if None in ns or len(ns) > 1:
         got = " and ".join(f"{name} {t.shape}" for name, t in args.items())
-        raise ValueError(f"{fn} expects {names} of shape (n, 1) or (n,), with the same n; got {got}")
+        raise ValueError(f"{fn} expects {names} of shape (n, 1) or (n,), with the same n; "
+                         f"got {got}")
     (n,) = ns
     if n == 0: raise ValueError(f"{fn} of an empty batch is undefined: {names} have 0 rows")
     return n
@@ -219,7 +223,7 @@ def check_column_or_vector(fn:str, # the name of the calling function, used in t
 def mse(output:np.ndarray, # predictions, shape (n, 1) or (n,), floating point
         targ:np.ndarray, # targets, shape (n,) or (n, 1), floating point
        ) -> np.floating: # the mean squared error, a NumPy scalar of the inputs' dtype
-    "Mean squared error between predictions and targets, never broadcasting a column against a vector."
+    "Mean squared error of predictions and targets, never broadcasting a column against a vector."
     n = check_column_or_vector("mse", output=output, targ=targ)
     return (np.asarray(output.reshape(n) - targ.reshape(n)) ** 2).mean()
 
@@ -246,7 +250,8 @@ def _normal_weights(n_in, n_out, std_of_fan_in, rng, dtype):
     "Normal weights of shape (n_in, n_out) with standard deviation `std_of_fan_in(n_in)`."
     n_in, n_out = check_int(n_in, "n_in"), check_int(n_out, "n_out")
     dtype = np.dtype(np.float64 if dtype is None else dtype)
-    if not np.issubdtype(dtype, np.floating): raise TypeError(f"weights need a floating-point dtype, got {dtype}")
+    if not np.issubdtype(dtype, np.floating): raise TypeError("weights need a floating-point "
+                                                              f"dtype, got {dtype}")
     w = _check_rng(rng).standard_normal((n_in, n_out))
     w *= std_of_fan_in(n_in)
     return w.astype(dtype, copy=False)
@@ -254,68 +259,149 @@ def _normal_weights(n_in, n_out, std_of_fan_in, rng, dtype):
 # %% ../nbs/08_numpy_edition.ipynb #755e7c78
 def xavier_init(n_in:int, # inputs of the layer (fan-in): rows of the weight matrix
                 n_out:int, # outputs of the layer (fan-out): columns of the weight matrix
-                rng:np.random.Generator|None=None, # random source, for reproducible draws (None: a fresh one)
+                rng:np.random.Generator|None=None, # random source (None: a fresh one)
                 *,
-                dtype:np.dtype|type|None=None, # a floating dtype (default: NumPy's default, float64)
+                dtype:np.dtype|type|None=None, # a floating dtype (default: float64)
                ) -> np.ndarray: # normal weights, shape (n_in, n_out), std 1/sqrt(n_in)
-    "Weights for a layer with no ReLU after it: N(0, 1/n_in), which keeps the activations' second moment."
+    "Weights for a layer with no ReLU after it: N(0, 1/n_in), keeping the second moment."
     return _normal_weights(n_in, n_out, lambda fan_in: 1 / np.sqrt(fan_in), rng, dtype)
 
 # %% ../nbs/08_numpy_edition.ipynb #19a90750
 def kaiming_init(n_in:int, # inputs of the layer (fan-in): rows of the weight matrix
                  n_out:int, # outputs of the layer (fan-out): columns of the weight matrix
-                 rng:np.random.Generator|None=None, # random source, for reproducible draws (None: a fresh one)
+                 rng:np.random.Generator|None=None, # random source (None: a fresh one)
                  *,
-                 dtype:np.dtype|type|None=None, # a floating dtype (default: NumPy's default, float64)
+                 dtype:np.dtype|type|None=None, # a floating dtype (default: float64)
                 ) -> np.ndarray: # normal weights, shape (n_in, n_out), std sqrt(2/n_in)
-    "Weights for a layer followed by ReLU: N(0, 2/n_in), which makes up for the half that ReLU zeroes."
+    "Weights for a layer followed by ReLU: N(0, 2/n_in), making up for the half ReLU zeroes."
     return _normal_weights(n_in, n_out, lambda fan_in: np.sqrt(2 / fan_in), rng, dtype)
 
 # %% ../nbs/08_numpy_edition.ipynb #1df672ed
 def _std(a):
-    "Std (divided by N - 1) over the last two axes, computed so that it overflows and underflows no earlier than `a` itself."
+    "Std (divided by N - 1) over the last two axes; overflows and underflows no earlier than `a`."
     biggest = np.abs(a).max(axis=(-2, -1))
-    divisor = np.where((biggest > 0) & np.isfinite(biggest), biggest, 1.0).astype(a.dtype)   # 0, inf, nan: as is
+    # 0, inf, nan: as is
+    divisor = np.where((biggest > 0) & np.isfinite(biggest), biggest, 1.0).astype(a.dtype)
     return (a / divisor[..., None, None]).std(axis=(-2, -1), ddof=1) * divisor
 
 # %% ../nbs/08_numpy_edition.ipynb #c6e437e3
-def activation_stds(x:np.ndarray, # the input batch (n, width), or a stack of batches (..., n, width)
+def activation_stds(x:np.ndarray, # the input batch (n, width), or a stack (..., n, width)
                     n_layers:int, # how many square (width, width) random layers to stack
                     scale:float, # each layer's weights are N(0, 1) times this
                     *,
-                    nonlinearity:Callable|None=None, # function applied after every layer (e.g. `relu`); None: a purely linear stack
-                    rng:np.random.Generator|None=None, # random source for the weights, for a reproducible run
-                   ) -> np.ndarray: # std of the activations after each layer: (n_layers,), or (..., n_layers) for a stack
-    "Push `x` through `n_layers` random layers and return the std of what each layer hands to the next."
+                    nonlinearity:Callable|None=None, # applied after every layer (None: linear)
+                    rng:np.random.Generator|None=None, # random source for the weights
+                   ) -> np.ndarray: # std after each layer: (n_layers,), or (..., n_layers)
+    "Push `x` through `n_layers` random layers; return the std of what each layer hands on."
     check_shapes("activation_stds", x=(x, "... n width"), floating=True)
-    n_layers, scale, rng = check_int(n_layers, "n_layers"), check_number(scale, "scale"), _check_rng(rng)
-    weight_shape, stds = (*x.shape[:-2], x.shape[-1], x.shape[-1]), []   # one (width, width) matrix per batch
+    n_layers, scale = check_int(n_layers, "n_layers"), check_number(scale, "scale")
+    rng = _check_rng(rng)
+    # one (width, width) matrix per batch
+    weight_shape, stds = (*x.shape[:-2], x.shape[-1], x.shape[-1]), []
     for _ in range(n_layers):
-        x = x @ (rng.standard_normal(weight_shape).astype(x.dtype, copy=False) * x.dtype.type(scale))
+        w = rng.standard_normal(weight_shape).astype(x.dtype, copy=False) * x.dtype.type(scale)
+        x = x @ w
         if nonlinearity is not None: x = nonlinearity(x)
         stds.append(_std(x))
     return np.stack(stds, axis=-1)
 
 # %% ../nbs/08_numpy_edition.ipynb #74b2ed93
 class GradArray(np.ndarray):
-    "A NumPy array that can hold its gradient in `.g`, as chapter 4's tensors do; `GradArray(a)` is a view of `a`, not a copy."
-    g = None   # no gradient yet; a backward pass stores one here (a plain ndarray of the same shape)
+    "A NumPy array that can hold its gradient in `.g`; `GradArray(a)` is a view of `a`, not a copy."
+    # no gradient yet; a backward pass stores one here (a plain ndarray of the same shape)
+    g = None
 
-    def __new__(cls, data): return np.asarray(data).view(cls)   # NumPy builds arrays in __new__: a view, no copy
+    # NumPy builds arrays in __new__: a view, no copy
+    def __new__(cls, data): return np.asarray(data).view(cls)
 
     def __init__(self,
-                 data): # an array (viewed, not copied), or anything `np.asarray` accepts, such as a list
-        "Wrap `data` so that it can hold a gradient in `.g`."   # (only documents the argument: __new__ did the work)
+                 # an array (viewed, not copied), or anything `np.asarray` accepts, such as a list
+                 data):
+        # (only documents the argument: __new__ did the work)
+        "Wrap `data` so that it can hold a gradient in `.g`."
 
 # %% ../nbs/08_numpy_edition.ipynb #3c7f834f
 def add_grad(t:np.ndarray, # the array whose gradient this is: a GradArray
-             g:np.ndarray, # a contribution to d loss / d t, of t's shape and dtype
+             g:np.ndarray, # a contribution to d loss / d t: same shape and dtype as t
             ) -> None:
-    "Chapter 4's `add_grad` for arrays: `t` must be a `GradArray`, and `g` is stored as a plain array."
+    "Add the gradient `g` into `t.g` (created on the first contribution); `t`: a `GradArray`."
     if not isinstance(t, GradArray):
-        raise TypeError(f"a plain {type(t).__name__} cannot hold a gradient (a NumPy array takes no attributes): "
+        raise TypeError(f"a plain {type(t).__name__} cannot hold a gradient (a NumPy array takes "
+                        "no attributes): "
                         f"wrap the array once, a = GradArray(a), and pass the wrapper")
-    core.add_grad(t, np.asarray(g))
+    # stored as a plain array, as a tensor's .g is a plain tensor
+    g = np.asarray(check_array(g, "g"))
+    if g.shape != t.shape:
+        raise ValueError(f"a gradient must have the shape of its array: got {g.shape} for an array "
+                         f"of shape {t.shape}")
+    if g.dtype != t.dtype:
+        raise ValueError(f"a gradient must have the dtype of its array: got {g.dtype} for an array "
+                         f"of {t.dtype}")
+    old = t.g
+    if old is not None and (not isinstance(old, np.ndarray) or old.shape != t.shape):
+        raise ValueError(f"the array's existing .g is not a gradient of its shape {t.shape}: "
+                         "clear stale gradients (set .g = None) before a backward pass")
+    t.g = g if old is None else old + g
+
+def upstream_grad(out:np.ndarray, # the output of a step, whose .g the step after it has filled
+                  fn_name:str, # the gradient function asking, named in the message
+                 ) -> np.ndarray: # out.g
+    "The gradient of the loss with respect to `out`, stored by the step after this one."
+    g = getattr(check_array(out, "out"), "g", None)
+    if g is None:
+        raise ValueError(f"{fn_name} needs out.g, the gradient of the loss with respect to this "
+                         "step's "
+                         "output; call the gradient function of the step after this one first")
+    if not isinstance(g, np.ndarray): raise TypeError("out.g must be a numpy.ndarray, not "
+                                                      f"{type(g).__name__}")
+    if g.shape != out.shape: raise ValueError(f"out.g has shape {g.shape} but out has shape "
+                                              f"{out.shape}")
+    if g.dtype != out.dtype:
+        raise ValueError(f"out.g is {g.dtype} but out is {out.dtype}: a gradient has the dtype of "
+                         "its array")
+    return g
+
+# %% ../nbs/08_numpy_edition.ipynb #e9fdfd49
+_READ_ONLY = {  # arguments a backward step reads but never writes a gradient into, and why
+    "out": "out.g holds the upstream gradient that {fn} reads and {other}.g receives its result, "
+           "so one array cannot hold both (an in-place step such as np.maximum(x, 0, out=x) "
+           "returns "
+           "its own input: compute out into a new array)",
+    "targ": "the backward pass treats targ as a constant and computes no gradient through it, "
+            "so {other}.g would miss that path (pass targ.copy() to compare against a constant "
+            "copy)"}
+
+def _refuse_aliasing(fn, /, **arrays):
+    "Refuse what `.g` cannot handle: out/targ shared with an argument, or two arrays on one memory."
+    items = [(name, t) for name, t in arrays.items() if isinstance(t, np.ndarray)]
+    for i, (a, t_a) in enumerate(items):
+        for b, t_b in items[i + 1:]:
+            read_only = a if a in _READ_ONLY else b if b in _READ_ONLY else None
+            same = t_a is t_b
+            if (same and read_only is None) or not (same or np.shares_memory(t_a, t_b)): continue
+            if read_only is None:
+                raise ValueError(
+                    f"{fn}: {a} and {b} are different arrays over the same memory (one is a view "
+                    "of "
+                    "the other, like b = w[0]); the .g protocol keeps one gradient per array, so "
+                    "the "
+                    f"gradient through {b} would never reach {a}.g: pass separate arrays (copy "
+                    "one), "
+                    "or one array twice")
+            other = b if read_only == a else a
+            relation = "is the same array as" if same else "shares memory with"
+            raise ValueError(f"{fn}: {read_only} {relation} {other}: "
+                             + _READ_ONLY[read_only].format(fn=fn, other=other))
+
+def _checked_upstream(fn, /, **args):
+    "Check a step's arrays, name=(array, pattern), '...': out's leading dimensions; return out.g."
+    out, out_pattern = args["out"]
+    n_lead = check_array(out, "out").ndim - len(out_pattern.replace("...", "").split())
+    lead = "n" if n_lead == 1 else " ".join(f"n{k + 1}" for k in range(n_lead))
+    patterns = {name: (t, p.replace("...", lead)) for name, (t, p) in args.items()}
+    check_shapes(fn, floating=True, **patterns)
+    _refuse_aliasing(fn, **{name: t for name, (t, _) in args.items()})
+    return upstream_grad(out, fn)
 
 # %% ../nbs/08_numpy_edition.ipynb #f7b4b2dc
 def mse_grad(inp:np.ndarray, # the predictions given to `mse`, shape (n, 1) or (n,): a GradArray
@@ -323,57 +409,38 @@ def mse_grad(inp:np.ndarray, # the predictions given to `mse`, shape (n, 1) or (
             ) -> None: # adds d mse / d inp into `inp.g`
     "Gradient of `mse(inp, targ)` with respect to `inp`: `2 (inp - targ) / n`, added into `inp.g`."
     n = check_column_or_vector("mse_grad", inp=inp, targ=targ)
-    add_grad(inp, (2 * (inp.reshape(n) - targ.reshape(n)) / n).reshape(inp.shape))
+    add_grad(inp, (2 * (inp.reshape(n) - targ.reshape(n).astype(inp.dtype)) / n).reshape(inp.shape))
 
 # %% ../nbs/08_numpy_edition.ipynb #ae4b881a
-def _check_relu_pair(inp, out):
-    "`inp` and `out` of one shape, and two arrays: an in-place ReLU leaves one `.g` for two gradients."
-    check_array(inp, "inp"); check_array(out, "out")
-    if inp.shape != out.shape:
-        raise ValueError(f"relu_grad expects inp and out of one shape; got inp {inp.shape} and out {out.shape}")
-    if np.shares_memory(inp, out):
-        raise ValueError("relu_grad needs inp and out in separate arrays, but they share memory (an in-place "
-                         "ReLU?): out.g, the gradient coming in, and inp.g, the one going out, would be one array")
-
 def relu_grad(inp:np.ndarray, # the input given to `relu`: a GradArray
-              out:np.ndarray, # its output `relu(inp)`, holding the upstream gradient `out.g`
+              out:np.ndarray, # its output `relu(inp)`, an array of its own, holding `out.g`
              ) -> None: # adds d loss / d inp into `inp.g`
-    "Gradient through `out = relu(inp)`: `out.g` where `inp > 0`, zero elsewhere, added into `inp.g`."
-    _check_relu_pair(inp, out)
-    add_grad(inp, upstream_grad(out, "relu_grad") * (inp > 0))
+    "Gradient through `out = relu(inp)`: `out.g` where `inp > 0`, else zero, added into `inp.g`."
+    g = _checked_upstream("relu_grad", inp=(inp, "..."), out=(out, "..."))
+    add_grad(inp, g * (inp > 0))
 
 # %% ../nbs/08_numpy_edition.ipynb #5022bed7
-def lin_grad(inp:np.ndarray, # the input given to `lin`, shape (n, n_in) (or (..., n_in)): a GradArray
+def lin_grad(inp:np.ndarray, # the input given to `lin`, (n, n_in) or (..., n_in): a GradArray
              out:np.ndarray, # its output `lin(inp, w, b)`, holding the upstream gradient `out.g`
              w:np.ndarray, # the weights, shape (n_in, n_out): a GradArray
              b:np.ndarray, # the bias, shape (n_out,): a GradArray
             ) -> None: # adds the gradients into `inp.g`, `w.g` and `b.g`
-    "Gradients through `out = inp @ w + b`: `out.g @ w.T` into `inp.g`, `inp.T @ out.g` into `w.g`, `out.g` summed over the batch into `b.g`."
-    sizes = check_shapes("lin_grad", inp=(inp, "... n_in"), out=(out, "... n_out"), w=(w, "n_in n_out"), b=(b, "n_out"))
-    g = upstream_grad(out, "lin_grad")
+    "Gradients through `out = inp @ w + b`: `out.g @ w.T`, `inp.T @ out.g`, `out.g` summed."
+    g = _checked_upstream("lin_grad", inp=(inp, "... n_in"), out=(out, "... n_out"),
+                          w=(w, "n_in n_out"), b=(b, "n_out"))
+    n, (n_in, n_out) = int(np.prod(inp.shape[:-1])), w.shape    # every leading dimension is a batch
+    inp_rows, g_rows = inp.reshape(n, n_in), g.reshape(n, n_out)
     add_grad(inp, g @ w.T)
-    n = int(np.prod(inp.shape[:-1]))                     # every leading dimension is a batch dimension
-    inp_rows, g_rows = inp.reshape(n, sizes["n_in"]), g.reshape(n, sizes["n_out"])
     add_grad(w, inp_rows.T @ g_rows)
     add_grad(b, g_rows.sum(axis=0))
 
 # %% ../nbs/08_numpy_edition.ipynb #9d735a98
-def _check_grad_arrays(fn, targ=None, **arrays):
-    "Each of `arrays` must be a GradArray with memory of its own (two names for one memory would need one `.g`)."
+def _check_grad_arrays(fn, **arrays):
+    "Each of `arrays` must be a GradArray, to hold its gradient in `.g`."
     for name, t in arrays.items():
         if not isinstance(t, GradArray):
             raise TypeError(f"{fn} stores the gradient of {name} in {name}.g, which a plain "
                             f"{type(t).__name__} cannot hold: pass GradArray({name})")
-    names = list(arrays)
-    for i, first in enumerate(names):
-        for second in names[i + 1:]:
-            if np.shares_memory(arrays[first], arrays[second]):
-                raise ValueError(f"{fn} needs {first} and {second} in separate memory, but they share it (is one a "
-                                 f"view of the other?): each gets its own .g, and neither would hold the whole gradient")
-    for name, t in arrays.items():
-        if isinstance(targ, np.ndarray) and np.shares_memory(targ, t):
-            raise ValueError(f"{fn} needs targ apart from {name}, but they share memory: the loss would then depend on "
-                             f"{name} through the targets too, a path this backward pass does not follow; pass a copy")
 
 # %% ../nbs/08_numpy_edition.ipynb #c2b27c31
 def forward_and_backward(inp:np.ndarray, # the input batch, shape (n, n_in): a GradArray
@@ -383,8 +450,9 @@ def forward_and_backward(inp:np.ndarray, # the input batch, shape (n, n_in): a G
                          w2:np.ndarray, # second layer's weights, (n_hidden, 1): a GradArray
                          b2:np.ndarray, # second layer's bias, (1,): a GradArray
                         ) -> np.floating: # the loss, a NumPy scalar; the gradients land in `.g`
-    "Forward pass of the two-layer net, then its backward pass by hand: sets `.g` on `inp`, `w1`, `b1`, `w2` and `b2`."
-    _check_grad_arrays("forward_and_backward", targ, inp=inp, w1=w1, b1=b1, w2=w2, b2=b2)
+    "The two-layer net's forward pass, then its backward by hand: sets `.g` on inp, w1, b1, w2, b2."
+    _check_grad_arrays("forward_and_backward", inp=inp, w1=w1, b1=b1, w2=w2, b2=b2)
+    _refuse_aliasing("forward_and_backward", targ=targ, inp=inp, w1=w1, b1=b1, w2=w2, b2=b2)
     # forward, keeping every intermediate: the backward pass needs them
     l1 = lin(inp, w1, b1)
     l2 = relu(l1)
@@ -400,42 +468,62 @@ def forward_and_backward(inp:np.ndarray, # the input batch, shape (n, n_in): a G
 
 # %% ../nbs/08_numpy_edition.ipynb #ed73ac82
 def _scalar_value(value):
-    "The float in a 0-d or one-element array, or a Python number."
-    if isinstance(value, (np.ndarray, np.generic)):
+    "The float in a 0-d or one-element array, or a Python or NumPy number."
+    if isinstance(value, np.ndarray):
         if value.size != 1:
-            raise ValueError(f"numerical_grad needs f() to return a scalar; it returned an array of shape {value.shape}")
-        return value.item()
-    return check_number(value, "f()", finite=False)
+            raise ValueError("numerical_grad needs f() to return a scalar; it returned an array "
+                             "of "
+                             f"shape {value.shape}")
+        value = value.item()
+    try: return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"f() must return a real number, not {type(value).__name__}") from None
 
-def _check_perturbable(x, eps):
-    "`x` must be a writable float64 array in which each entry has memory of its own."
+def _perturbable(x, eps):
+    "Check that each entry of `x` can be moved by ±eps in place."
     check_array(x, "x")
     if x.dtype != np.float64:
-        raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} is lost to "
-                        "rounding in lower precision; convert x and what f reads with .astype(np.float64)")
+        raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} is "
+                        "lost to "
+                        "rounding in lower precision; convert x and what f reads with "
+                        ".astype(np.float64)")
     if not x.flags.writeable:
-        raise ValueError("numerical_grad perturbs x in place, but x is read-only (a broadcast view, perhaps, where one "
-                         "number stands behind many entries); pass the array it was made from")
-    offsets = sum(np.indices(x.shape, sparse=True)[d] * x.strides[d] for d in range(x.ndim)) if x.ndim else np.zeros(1)
-    if np.unique(offsets).size < x.size:
-        raise ValueError("numerical_grad perturbs one entry of x at a time, but some entries of x share memory (an "
-                         "overlapping view, such as a sliding window): pass a copy, x.copy(), and let f read the copy")
+        raise ValueError("numerical_grad perturbs x in place, but x is read-only (a broadcast "
+                         "view, perhaps, "
+                         "where one number stands behind many entries); pass the array it was made "
+                         "from")
+    offsets = sum((np.arange(size) * stride).reshape([-1] + [1] * (x.ndim - d - 1))
+                  for d, (size, stride) in enumerate(zip(x.shape, x.strides)))
+    if np.unique(offsets).size < x.size:    # two entries at one address in memory
+        raise ValueError(f"x of shape {x.shape} and strides {x.strides} is a view whose entries "
+                         "overlap in "
+                         "memory (one made by as_strided, say), so moving one would move others; "
+                         "let f read "
+                         "a copy (x.copy()) and pass that")
+    if not np.isfinite(x).all(): raise ValueError("x holds inf or NaN, where a finite difference "
+                                                  "means nothing")
+    if ((x + eps) - (x - eps) == 0).any():
+        largest = float(np.abs(x).max())
+        raise ValueError(f"eps={eps:g} is lost to rounding: at |x| = {largest:g} a float64 step of "
+                         "±eps "
+                         f"rounds back to x, so there is no step to divide by; use an eps in "
+                         f"proportion to x, such as {largest * 1e-6:g}")
 
 def numerical_grad(f, # a function of no arguments that reads `x` and returns a scalar (e.g. a loss)
-                   x:np.ndarray, # the float64 array to differentiate with respect to; perturbed in place, then restored
+                   x:np.ndarray, # the float64 array to differentiate with respect to
                    eps:float=1e-6, # the step: each entry is moved by +eps and -eps
                   ) -> np.ndarray: # d f / d x, float64, with x's shape
-    "Central finite-difference gradient of the scalar `f()` with respect to `x`, perturbing `x` in place and restoring it."
-    if not callable(f): raise TypeError(f"f must be a function of no arguments, not a {type(f).__name__}")
+    """Central finite-difference gradient of the scalar `f()` with respect to `x`, moved in place.
+
+    Every entry is put back exactly. Two calls of `f` per entry: a check for small arrays."""
+    if not callable(f): raise TypeError("f must be a function of no arguments, not a "
+                                        f"{type(f).__name__}")
     eps = check_number(eps, "eps", positive=True)
-    _check_perturbable(x, eps)
+    _perturbable(x, eps)
     grad = np.empty(x.shape, dtype=np.float64)
     for idx in np.ndindex(x.shape):
         original = x[idx].item()
         up, down = original + eps, original - eps
-        if up == down:
-            raise ValueError(f"eps={eps:g} is lost to rounding next to x{list(idx)} = {original:g}: "
-                             f"take a step of at least {abs(original) * 1e-8:g}")
         try:
             x[idx] = up
             f_up = _scalar_value(f())
@@ -448,13 +536,13 @@ def numerical_grad(f, # a function of no arguments that reads `x` and returns a 
 
 # %% ../nbs/08_numpy_edition.ipynb #3ffc889a
 class Relu(LayerFunction):
-    "ReLU as a layer: forward is `relu`, backward passes the gradient through where the input was positive."
+    "ReLU as a layer: forward is `relu`; backward passes the gradient where the input was positive."
     def forward(self, inp): return relu(inp)
     def bwd(self, out, inp): relu_grad(inp, out)
 
 # %% ../nbs/08_numpy_edition.ipynb #f1efcb99
 class Lin(LayerFunction):
-    "A linear layer `x @ w + b` in the book's layout; backward fills `.g` on its input, `w` and `b`."
+    "A linear layer `x @ w + b` in the book's layout; backward fills `.g` on its input, `w`, `b`."
     def __init__(self,
                  w:np.ndarray, # weights, (n_in, n_out): a GradArray
                  b:np.ndarray, # bias, (n_out,): a GradArray
@@ -475,7 +563,7 @@ class Mse(LayerFunction):
 
 # %% ../nbs/08_numpy_edition.ipynb #31ff8397
 class Model:
-    "The book's two-layer net (linear, ReLU, linear) with a mean squared error loss and a hand-written backward pass."
+    "The book's two-layer net (linear, ReLU, linear), an MSE loss and a hand-written backward pass."
     def __init__(self,
                  w1:np.ndarray, # first layer's weights, (n_in, n_hidden): a GradArray
                  b1:np.ndarray, # first layer's bias, (n_hidden,): a GradArray
@@ -492,14 +580,15 @@ class Model:
                  targ:np.ndarray, # targets, (n,)
                 ) -> np.floating: # the loss, a NumPy scalar
         "Run the layers and the loss forward; each layer remembers what its backward pass needs."
-        _check_grad_arrays("Model", targ, x=x, **dict(zip(("w1", "b1", "w2", "b2"), self.params)))
+        _check_grad_arrays("Model", x=x)
         self.x = x
         for layer in self.layers: x = layer(x)
         return self.loss(x, targ)
 
     def backward(self):
-        "Set `.g` on the input, weights and biases of the last call, from the loss backwards, clearing older gradients first."
-        if not hasattr(self, "x"): raise RuntimeError("Model.backward() needs a forward pass first: call the model on (x, targ)")
+        "Clear old `.g`, then set `.g` on the last call's input, weights and biases, loss first."
+        if not hasattr(self, "x"): raise RuntimeError("Model.backward() needs a forward pass "
+                                                      "first: call model(x, targ)")
         zero_grads(self.x, *self.params, *(layer.out for layer in self.layers))
         self.loss.backward()
         for layer in reversed(self.layers): layer.backward()

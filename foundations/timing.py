@@ -16,7 +16,7 @@ from .core import check_int
 
 # %% ../nbs/01_matmul.ipynb #793908c4
 def _cuda_devices(args, kwargs):
-    "The CUDA devices of the tensors among the arguments (and one level inside lists, tuples, dicts)."
+    "The CUDA devices of the tensors among the arguments (and one level into lists, tuples, dicts)."
     devices = set()
     for value in (*args, *kwargs.values()):
         items = (value.values() if isinstance(value, dict) else
@@ -30,7 +30,7 @@ def median_time(f,          # the function to time
                 warmup=1,   # untimed calls made first (one-time costs: loading, caches, allocation)
                 **kwargs,   # keyword arguments passed to `f`
                ):
-    "Median wall time in seconds of `f(*args, **kwargs)` over `repeats` calls, after `warmup` calls."
+    "Median wall time in seconds of `f(*args, **kwargs)` in `repeats` calls, after `warmup` calls."
     if not callable(f): raise TypeError(f"f must be a function to time, not {type(f).__name__}")
     repeats, warmup = check_int(repeats, "repeats"), check_int(warmup, "warmup", minimum=0)
     devices = _cuda_devices(args, kwargs)
@@ -56,8 +56,9 @@ from .broadcasting import matmul_broadcast, matmul_einsum
 _LADDER = {"loops": matmul_loops, "elementwise": matmul_elementwise, "broadcast": matmul_broadcast,
            "einsum": matmul_einsum, "@": torch.matmul}
 _PYTHON_STEPS = {"loops": lambda n, k, m: n * k * m, "elementwise": lambda n, k, m: n * m,
-                 "broadcast": lambda n, k, m: n, "einsum": lambda n, k, m: 1, "@": lambda n, k, m: 1}
-# For each way with Python loops, a small product whose steps each cost what a step of the full one does
+                 "broadcast": lambda n, k, m: n, "einsum": lambda n, k, m: 1,
+                 "@": lambda n, k, m: 1}
+# For each way with Python loops, a small product whose steps each cost what a full one's do
 _PROBES = {"loops": lambda n, k, m: (1, min(k, 4), min(m, 4)),
            "elementwise": lambda n, k, m: (1, k, min(m, 2)), "broadcast": lambda n, k, m: (1, k, m)}
 
@@ -72,7 +73,7 @@ def _machine_name(device):
     return platform.processor() or platform.machine() or "unknown CPU"
 
 def _memory_bytes(device):
-    "The memory a ladder on `device` may use: the GPU's free memory, or the machine's physical memory."
+    "The memory a ladder on `device` may use: the GPU's free memory, or the machine's RAM."
     if device.type == "cuda": return torch.cuda.mem_get_info(device)[0]
     try: return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError): return None   # not a POSIX system: no limit known
@@ -100,23 +101,23 @@ def _time_way(name, a, b, reference, tolerance, budget, max_repeats):
 def speed_ladder(n:int=5,             # rows of the left matrix (the running example: 5 images)
                  k:int=784,           # columns of the left matrix, rows of the right (784 pixels)
                  m:int=10,            # columns of the right matrix (10 outputs)
-                 methods=tuple(_LADDER), # ways to time: "loops", "elementwise", "broadcast", "einsum", "@"
+                 methods=tuple(_LADDER), # "loops", "elementwise", "broadcast", "einsum", "@"
                  device="cpu",        # where the inputs live: "cpu" or a CUDA device such as "cuda"
                  dtype=torch.float32, # a floating-point dtype for the inputs
                  threads:int=None,    # PyTorch's CPU threads while timing; None keeps the setting
-                 budget:float=0.25,   # seconds per way; a way predicted to take longer per call is skipped
+                 budget:float=0.25,   # seconds per way; a way predicted to take longer is skipped
                  max_repeats:int=100, # the most timed calls per way (the fewest is 1)
                  seed:int=0,          # seed for the random inputs
-                ) -> list:            # one dict per way, in the order of `methods` (`@` last if absent)
+                ) -> list:            # one dict per way, in `methods` order (`@` last if absent)
     """Time the book's matrix products on one random `(n, k) @ (k, m)` product; `@` is always timed.
 
-    Each way's first call is checked against the product computed in float64, and timed; more calls
-    fill the rest of about `budget` seconds. A way with Python loops is first timed on a slice of the product:
-    if that predicts a call longer than `budget`, the way is skipped (its row says so) rather than
-    run for hours. `einsum` and `@` always run: their cost is the product's arithmetic, which the
-    float64 check pays anyway. In float16 and bfloat16 rounding grows with `k`: a `k` at which it
-    could reach the size of the answer (so a wrong product could pass) is refused, as is a product
-    too large for the device's memory."""
+    Each way's first call is checked against the product computed in float64, and timed; more
+    calls fill the rest of about `budget` seconds. A way with Python loops is first timed on a
+    slice of the product: if that predicts a call longer than `budget`, the way is skipped (its
+    row says so) rather than run for hours. `einsum` and `@` always run: their cost is the
+    product's arithmetic, which the float64 check pays anyway. In float16 and bfloat16 rounding
+    grows with `k`: a `k` at which it could reach the size of the answer (so that a wrong product
+    could pass) is refused, as is a product too large for the device's memory."""
     n, k, m = check_int(n, "n"), check_int(k, "k"), check_int(m, "m")
     names = (methods,) if isinstance(methods, str) else methods
     if not isinstance(names, (tuple, list)):
@@ -133,19 +134,21 @@ def speed_ladder(n:int=5,             # rows of the left matrix (the running exa
                         f"not {type(device).__name__}")
     try: device = torch.device(device)
     except RuntimeError: raise ValueError(f"device must name a device, got {device!r}") from None
-    if device.type not in ("cpu", "cuda") or (device.type == "cuda" and not torch.cuda.is_available()):
+    no_gpu = device.type == "cuda" and not torch.cuda.is_available()
+    if device.type not in ("cpu", "cuda") or no_gpu:
         raise ValueError(f"speed_ladder times products on the CPU or a CUDA GPU; device is {device}"
-                         + (", and this machine has no CUDA device" if device.type == "cuda" else ""))
+                         + (", and this machine has no CUDA device" if no_gpu else ""))
     tolerance = 4 * torch.finfo(dtype).eps / 2 * k ** 0.5   # rounding of random sign grows like √k
     if tolerance >= 0.5:
-        raise ValueError(f"k={k} is too large for {dtype}: rounding could reach half the size of the "
-                         f"answer, so a wrong product could pass the check; use a smaller k or float32")
+        raise ValueError(f"k={k} is too large for {dtype}: rounding could reach half the size of "
+                         f"the answer, so a wrong product could pass; use a smaller k or float32")
     size = torch.finfo(dtype).bits // 8   # inputs, float64 copies, answers, a broadcast temporary
     needed = (n * k + k * m) * (size + 8) + n * m * (2 * size + 8) + k * m * size
     available = _memory_bytes(device)
     if available is not None and needed > available / 2:
-        raise ValueError(f"a ({n}, {k}) @ ({k}, {m}) ladder in {dtype} needs about {needed / 1e9:,.3g} "
-                         f"GB, over half the {available / 1e9:,.3g} GB on {device}: choose smaller n, k or m")
+        raise ValueError(f"a ({n}, {k}) @ ({k}, {m}) ladder in {dtype} needs about "
+                         f"{needed / 1e9:,.3g} GB, over half the {available / 1e9:,.3g} GB on "
+                         f"{device}: choose smaller n, k or m")
     names = list(dict.fromkeys(names)) + ([] if "@" in names else ["@"])
     generator = torch.Generator().manual_seed(seed)
     a = torch.randn(n, k, generator=generator, dtype=dtype).to(device)
@@ -157,8 +160,9 @@ def speed_ladder(n:int=5,             # rows of the left matrix (the running exa
         rows = []
         for name in names:
             predicted = _predicted_seconds(name, a, b) if name in _PROBES else None
-            if predicted is not None and predicted > budget: seconds, repeats = None, 0   # skipped
-            else: seconds, repeats = _time_way(name, a, b, reference, tolerance, budget, max_repeats)
+            if predicted is not None and predicted > budget: seconds, repeats = None, 0   # skip
+            else: seconds, repeats = _time_way(name, a, b, reference, tolerance, budget,
+                                               max_repeats)
             rows.append(dict(method=name, n=n, k=k, m=m, dtype=str(dtype).removeprefix("torch."),
                              device=str(device), machine=_machine_name(device),
                              threads=torch.get_num_threads(), torch=torch.__version__,
@@ -189,24 +193,26 @@ def _format_ratio(ratio):
     if ratio is None: return "–"
     return f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.1f}×"
 
-_ROW_KEYS = {"method", "n", "k", "m", "dtype", "device", "machine", "threads", "torch", "python_steps",
-             "budget", "predicted_seconds", "repeats", "seconds", "slower_than_at", "faster_than_loops"}
+_ROW_KEYS = {"method", "n", "k", "m", "dtype", "device", "machine", "threads", "torch",
+             "python_steps", "budget", "predicted_seconds", "repeats", "seconds", "slower_than_at",
+             "faster_than_loops"}
 
 def ladder_table(rows:list, # the rows returned by one call of `speed_ladder`
                 ) -> str:   # a caption line and a Markdown table
-    "The speed ladder as a Markdown table: Python steps, median time, and the ratios to `@` and the loops."
+    "The speed ladder as a Markdown table: Python steps, median time, ratios to `@` and the loops."
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise TypeError(f"rows must be the list of dicts that speed_ladder returns, "
                         f"not {type(rows).__name__}")
-    if not rows: raise ValueError("ladder_table needs the rows of one call of speed_ladder, got none")
+    if not rows: raise ValueError("ladder_table needs the rows of a speed_ladder call, got none")
     missing = [sorted(_ROW_KEYS - row.keys()) for row in rows if not _ROW_KEYS <= row.keys()]
     if missing: raise ValueError(f"rows must come from speed_ladder, but a row lacks {missing[0]}")
     first = rows[0]
     machine = first["machine"]
     if not first["device"].startswith("cuda"):   # CPU threads matter only for CPU timings
         machine += f", {first['threads']} thread{'s' if first['threads'] != 1 else ''}"
-    caption = (f"**({first['n']}, {first['k']}) @ ({first['k']}, {first['m']})**, {first['dtype']}, "
-               f"on {first['device']} ({machine}), torch {first['torch']}")
+    n, k, m = first["n"], first["k"], first["m"]
+    caption = (f"**({n}, {k}) @ ({k}, {m})**, {first['dtype']}, on {first['device']} ({machine}), "
+               f"torch {first['torch']}")
     with_loops = any(row["faster_than_loops"] is not None for row in rows)
     header = "| way | Python steps | timed calls | median time | × slower than `@` |"
     lines = [caption, "", header + (" × faster than the loops |" if with_loops else ""),

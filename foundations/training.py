@@ -1,4 +1,4 @@
-"""Cross-entropy from scratch, and a two-layer net that learns to read handwritten digits in well under a second: trained by hand, with our own autograd function, and with PyTorch, from the same start to the same result.
+"""Cross-entropy from scratch, and a two-layer net that learns to read handwritten digits in ten epochs: trained by hand, with our own autograd function, and with PyTorch, from the same start to the same result.
 
 Docs: https://nn-foundations.github.io/foundations/training.html.md"""
 
@@ -21,10 +21,11 @@ from .modules import LayerFunction
 
 # %% ../nbs/06_training.ipynb #a5482efa
 def _check_device(device):
-    "Refuse a `device` argument that names no device this machine has, before any real tensor is made."
+    "Refuse a `device` that names no device this machine has, before any real tensor is made."
     if device is None: return
     if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
-        raise TypeError(f"device must be a torch.device, a name such as 'cpu' or 'cuda', or None; got {device!r}")
+        raise TypeError(f"device must be a torch.device, a name such as 'cpu' or 'cuda', or None; "
+                        f"got {device!r}")
     try: torch.empty(0, device=device)   # holds nothing, so it allocates nothing
     except (RuntimeError, AssertionError) as e:
         raise ValueError(f"device {device!r} is not a device this machine can use ({e})") from None
@@ -36,25 +37,26 @@ def _check_path(path, name="path"):
     return Path(path).expanduser()
 
 def _check_samples(fn, **tensors):
-    "Check inputs/targets given in pairs (x, y, ...): tensors, one row per sample in each pair, on one device."
+    "Check (inputs, targets) pairs given as x=, y=, ...: tensors, a row per sample, one device."
     for name, t in tensors.items(): check_tensor(t, name)
     names, ts = list(tensors), list(tensors.values())
     got = ", ".join(f"{n} {tuple(t.shape)}" for n, t in tensors.items())
-    if any(a.ndim == 0 or b.ndim == 0 or a.shape[0] != b.shape[0] for a, b in zip(ts[::2], ts[1::2])):
-        raise ValueError(f"{fn} needs inputs and targets with one row per sample, the same number of rows; got {got}")
+    if any(a.ndim == 0 or b.ndim == 0 or len(a) != len(b) for a, b in zip(ts[::2], ts[1::2])):
+        raise ValueError(f"{fn} needs inputs and targets with one row per sample, the same number "
+                         f"of rows; got {got}")
     if len({t.device for t in ts}) > 1:
         raise ValueError(f"{fn} needs {', '.join(names)} on one device; got "
                          + ", ".join(f"{n} on {t.device}" for n, t in tensors.items()))
 
 # %% ../nbs/06_training.ipynb #b9710545
 def load_digits(device:torch.device|str|None=None, # where to put the tensors (default: the CPU)
-               ) -> tuple[torch.Tensor, torch.Tensor]: # images (1797, 64) float32, labels (1797,) int64
-    "The UCI optical digits (Alpaydin and Kaynak, CC BY 4.0), shipped with the library: 1,797 images and labels."
+               ) -> tuple[torch.Tensor, torch.Tensor]: # images (1797, 64) float32, labels (1797,)
+    "The UCI optical digits (Alpaydin and Kaynak, CC BY 4.0), 1,797 images and labels in the wheel."
     _check_device(device)
     resource = files("foundations") / "data" / "digits.csv.gz"
     if not resource.is_file():
-        raise FileNotFoundError("foundations/data/digits.csv.gz is missing from the installed package; "
-                                "reinstall nn-foundations (the file ships inside its wheel)")
+        raise FileNotFoundError("foundations/data/digits.csv.gz is missing from the installed "
+                                "package; reinstall nn-foundations (the file ships in its wheel)")
     with resource.open("rb") as raw, gzip.open(raw, "rt", newline="") as f:
         rows = [[int(v) for v in row] for row in csv.reader(f)]
     if len(rows) != 1797 or any(len(row) != 65 for row in rows):
@@ -73,7 +75,8 @@ def train_valid_split(x:torch.Tensor, # inputs, one row per sample
     _check_samples("train_valid_split", x=x, y=y)
     seed = check_int(seed, "seed", minimum=0)
     if not 0 < check_number(valid_pct, "valid_pct") < 1:
-        raise ValueError(f"valid_pct must lie strictly between 0 and 1 (0 < valid_pct < 1), got {valid_pct!r}")
+        raise ValueError(f"valid_pct must lie strictly between 0 and 1 (0 < valid_pct < 1), "
+                         f"got {valid_pct!r}")
     n = x.shape[0]
     n_valid = round(n * valid_pct)
     if not 0 < n_valid < n:
@@ -85,7 +88,7 @@ def train_valid_split(x:torch.Tensor, # inputs, one row per sample
 
 # %% ../nbs/06_training.ipynb #e05c7538
 def _swap_byte_order(raw:torch.Tensor, itemsize:int) -> torch.Tensor:
-    "Reverse the bytes of each `itemsize`-byte value in a flat uint8 tensor (big-endian <-> little-endian)."
+    "Reverse the bytes of each `itemsize`-byte value of a flat uint8 tensor (changes endianness)."
     return raw.view(-1, itemsize).flip(-1).reshape(-1) if itemsize > 1 else raw
 
 _IDX_DTYPES = {0x08: torch.uint8, 0x09: torch.int8, 0x0B: torch.int16, 0x0C: torch.int32,
@@ -94,7 +97,7 @@ _IDX_DTYPES = {0x08: torch.uint8, 0x09: torch.int8, 0x0B: torch.int16, 0x0C: tor
 # %% ../nbs/06_training.ipynb #ce0f2063
 def read_idx(path:str|Path, # an IDX file, gzipped or not
             ) -> torch.Tensor: # its values, with the dtype and shape its header gives
-    "Read an IDX file (the format of MNIST) into a tensor, checking its magic number and its length."
+    "Read an IDX file (MNIST's format) into a tensor, checking its magic number and its length."
     path = _check_path(path)
     if not path.is_file(): raise FileNotFoundError(f"no IDX file at {path}")
     data = path.read_bytes()
@@ -105,9 +108,10 @@ def read_idx(path:str|Path, # an IDX file, gzipped or not
                              f"so it cannot be decompressed ({e})") from None
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_DTYPES:
         types = ", ".join(f"{code:#04x}" for code in _IDX_DTYPES)
-        raise ValueError(f"{path} is not an IDX file: its magic number is {data[:4].hex(' ') or 'missing'}, "
-                         f"but an IDX file starts with two zero bytes, a type code ({types}) "
-                         "and the number of dimensions")
+        magic = data[:4].hex(" ") or "missing"
+        raise ValueError(f"{path} is not an IDX file: its magic number is {magic}, but an IDX file "
+                         f"starts with two zero bytes, a type code ({types}) and the number of "
+                         "dimensions")
     dtype, ndim = _IDX_DTYPES[data[2]], data[3]
     start = 4 + 4 * ndim
     if len(data) < start:
@@ -131,30 +135,33 @@ def _mnist_file(folder, stem):
     names = [stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"]
     for name in names:
         if (folder / name).is_file(): return folder / name
-    raise FileNotFoundError(f"no {stem} in {folder} (looked for {', '.join(names)}). "
-                            "This loader never downloads: put MNIST's four IDX files in that folder first")
+    raise FileNotFoundError(f"no {stem} in {folder} (looked for {', '.join(names)}). This loader "
+                            "never downloads: put MNIST's four IDX files in that folder first")
 
 # %% ../nbs/06_training.ipynb #bd9d0aac
 def load_mnist(path:str|Path, # the folder holding MNIST's IDX files (gzipped or not)
                split:str="train", # "train" (60,000 digits) or "test" (10,000)
                device:torch.device|str|None=None, # where to put the tensors (default: the CPU)
-              ) -> tuple[torch.Tensor, torch.Tensor]: # images (n, 784) float32 in [0, 1], labels (n,) int64
-    "Load MNIST (or Fashion-MNIST) from IDX files already on disk, in the same form as `load_digits`."
-    if split not in ("train", "test"): raise ValueError(f'split must be "train" or "test", not {split!r}')
+              ) -> tuple[torch.Tensor, torch.Tensor]: # images (n, 784) float32, labels (n,)
+    "Load MNIST (or Fashion-MNIST) from IDX files on disk, in the same form as `load_digits`."
+    if split not in ("train", "test"):
+        raise ValueError(f'split must be "train" or "test", not {split!r}')
     folder = _check_path(path)
     _check_device(device)
-    if not folder.is_dir(): raise FileNotFoundError(f"{folder} is not a folder. This loader never downloads: "
-                                                    "put MNIST's four IDX files in a folder and name it")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder. This loader never downloads: "
+                                "put MNIST's four IDX files in a folder and name it")
     prefix = "train" if split == "train" else "t10k"
     images = read_idx(_mnist_file(folder, f"{prefix}-images-idx3-ubyte"))
     labels = read_idx(_mnist_file(folder, f"{prefix}-labels-idx1-ubyte"))
-    if images.dtype != torch.uint8 or images.ndim != 3 or labels.dtype != torch.uint8 or labels.ndim != 1:
-        raise ValueError(f"expected uint8 images (n, rows, cols) and uint8 labels (n,); got images {images.dtype} "
-                         f"{tuple(images.shape)} and labels {labels.dtype} {tuple(labels.shape)}")
+    if (images.dtype, images.ndim, labels.dtype, labels.ndim) != (torch.uint8, 3, torch.uint8, 1):
+        raise ValueError(f"expected uint8 images (n, rows, cols) and uint8 labels (n,); got images "
+                         f"{images.dtype} {tuple(images.shape)} and labels {labels.dtype} "
+                         f"{tuple(labels.shape)}")
     if images.shape[0] != labels.shape[0]:
         raise ValueError(f"the {split} files do not belong together: "
                          f"{images.shape[0]:,} images but {labels.shape[0]:,} labels")
-    x = images.flatten(1).to(device=device, dtype=torch.float32) / 255   # (n, rows * cols), also for n = 0
+    x = images.flatten(1).to(device=device, dtype=torch.float32) / 255   # (n, rows * cols)
     return x, labels.to(device=device, dtype=torch.int64)
 
 # %% ../nbs/06_training.ipynb #55ed359b
@@ -162,7 +169,8 @@ def _check_scores(name, x):
     "Check that `x` is a floating-point tensor with at least one entry along its last dimension."
     check_tensor(x, name, floating=True)
     if x.ndim == 0 or x.shape[-1] == 0:
-        raise ValueError(f"{name} needs a last dimension with at least one class, got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} needs a last dimension with at least one class, "
+                         f"got shape {tuple(x.shape)}")
 
 def _row_max(x):
     "Each row's largest entry (keeping the last dimension): the shift of the log-sum-exp trick."
@@ -170,12 +178,13 @@ def _row_max(x):
 
 def _sum_exp(shifted):
     "The row sums of `exp(shifted)`, added up in float32 at least: 65,505 ones overflow float16."
-    return shifted.exp().sum(-1, keepdim=True, dtype=torch.promote_types(shifted.dtype, torch.float32))
+    wide = torch.promote_types(shifted.dtype, torch.float32)
+    return shifted.exp().sum(-1, keepdim=True, dtype=wide)
 
 # %% ../nbs/06_training.ipynb #a1304e7a
 def logsumexp(x:torch.Tensor, # scores, shape (..., n_classes), floating point
              ) -> torch.Tensor: # log(sum(exp(x))) over the last dimension, shape (...)
-    "`log(sum(exp(x)))` over the last dimension, computed without overflow by first subtracting each row's maximum."
+    "`log(sum(exp(x)))` over the last dimension, without overflow: each row's maximum goes first."
     _check_scores("x", x)
     m = _row_max(x)
     m = m.masked_fill(m.isinf(), 0)   # a row of -inf (or one with +inf) needs no shift
@@ -183,8 +192,8 @@ def logsumexp(x:torch.Tensor, # scores, shape (..., n_classes), floating point
 
 # %% ../nbs/06_training.ipynb #77073e6b
 def log_softmax(x:torch.Tensor, # scores (logits), shape (..., n_classes), floating point
-               ) -> torch.Tensor: # log-probabilities, same shape, dtype and device; exp() of a row sums to 1
-    "The log of softmax over the last dimension, `x - logsumexp(x)`, computed on shifted scores: stable at any size."
+               ) -> torch.Tensor: # log-probabilities, x's shape, dtype and device
+    "The log of softmax over the last dimension, `x - logsumexp(x)`, on shifted scores: stable."
     _check_scores("x", x)
     shifted = x - _row_max(x)
     return shifted - _sum_exp(shifted).log().to(x.dtype)
@@ -192,7 +201,7 @@ def log_softmax(x:torch.Tensor, # scores (logits), shape (..., n_classes), float
 # %% ../nbs/06_training.ipynb #5295b815
 def softmax(x:torch.Tensor, # scores (logits), shape (..., n_classes), floating point
            ) -> torch.Tensor: # probabilities, same shape, dtype and device; each row sums to 1
-    "Softmax over the last dimension, `exp(x) / sum(exp(x))`, computed on shifted scores so that nothing overflows."
+    "Softmax over the last dimension, `exp(x) / sum(exp(x))`, on shifted scores: nothing overflows."
     _check_scores("x", x)
     shifted = x - _row_max(x)
     return (shifted.exp() / _sum_exp(shifted)).to(x.dtype)
@@ -201,51 +210,52 @@ def softmax(x:torch.Tensor, # scores (logits), shape (..., n_classes), floating 
 _CLASS_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
 
 def _check_classification(fn, logits, targ):
-    "Check `logits` (n, n_classes) against integer targets `targ` (n,) with values in 0..n_classes-1."
+    "Check `logits` (n, n_classes) against integer targets `targ` (n,) in 0..n_classes-1."
     _check_scores("logits", logits); check_tensor(targ, "targ")
     if logits.ndim != 2 or targ.ndim != 1 or logits.shape[0] != targ.shape[0]:
         raise ValueError(f"{fn} expects logits (n, n_classes) and targ (n,) with the same n; "
                          f"got logits {tuple(logits.shape)}, targ {tuple(targ.shape)}")
     if targ.dtype not in _CLASS_DTYPES:
-        raise TypeError(f"targ must hold integer class indices (int64, int32, int16, int8 or uint8), got {targ.dtype}: "
-                        "convert it with targ.long()")
+        raise TypeError(f"targ must hold integer class indices (int64, int32, int16, int8 or "
+                        f"uint8), got {targ.dtype}: convert it with targ.long()")
     if targ.device != logits.device:
-        raise ValueError(f"logits and targ must be on one device, got {logits.device} and {targ.device}")
+        raise ValueError(f"logits and targ must be on one device, "
+                         f"got {logits.device} and {targ.device}")
     n, n_classes = logits.shape
-    if n == 0: raise ValueError(f"{fn} of an empty batch is undefined (logits and targ have 0 rows)")
+    if n == 0: raise ValueError(f"{fn} of an empty batch is undefined (logits, targ have 0 rows)")
     _check_class_range(targ, n_classes)
 
 def _check_class_range(targ, n_classes):
-    "Refuse classes outside 0..n_classes-1, without making the CPU wait for a GPU (see the note below)."
+    "Refuse classes outside 0..n_classes-1, without making the CPU wait for a GPU (see below)."
     if targ.device.type == "cpu":   # the values are already here: reading them costs no wait
         lowest, highest = (v.item() for v in targ.aminmax())
         if lowest < 0 or highest >= n_classes:
-            raise ValueError(f"targ holds classes {lowest} to {highest}, "
-                             f"but logits has {n_classes} columns, for classes 0 to {n_classes - 1}")
-    elif targ.device.type != "meta":   # queued on the device like any kernel; the CPU does not wait for it
+            raise ValueError(f"targ holds classes {lowest} to {highest}, but logits has "
+                             f"{n_classes} columns, for classes 0 to {n_classes - 1}")
+    elif targ.device.type != "meta":   # queued on the device like any kernel; the CPU goes on
         torch._assert_async(((targ >= 0) & (targ < n_classes)).all(),
-                            f"targ holds a class outside 0 to {n_classes - 1}, the columns of logits")
+                            f"targ holds a class outside 0 to {n_classes - 1}, logits' columns")
 
 # %% ../nbs/06_training.ipynb #4bad8099
 def cross_entropy(logits:torch.Tensor, # scores, shape (n, n_classes), floating point
-                  targ:torch.Tensor, # the correct class of each row, integers in 0..n_classes-1, shape (n,)
+                  targ:torch.Tensor, # each row's correct class, integers in 0..n_classes-1, (n,)
                  ) -> torch.Tensor: # the mean of -log(softmax(logits))[i, targ[i]], a 0-d tensor
     "Cross-entropy loss: the mean negative log-probability that softmax gives to the correct class."
     _check_classification("cross_entropy", logits, targ)
     return -log_softmax(logits).gather(1, targ.long().unsqueeze(1)).mean()
 
 # %% ../nbs/06_training.ipynb #7a27058e
-def cross_entropy_grad(inp:torch.Tensor, # the scores (logits) that went into the loss, shape (n, n_classes)
+def cross_entropy_grad(inp:torch.Tensor, # the scores (logits) given to the loss, (n, n_classes)
                        targ:torch.Tensor, # the correct classes, integers, shape (n,)
                       ) -> None: # adds d loss / d inp into inp.g, shape (n, n_classes)
-    "Gradient of `cross_entropy(inp, targ)` for `inp`: `(softmax(inp) - one_hot(targ)) / n`, added into `inp.g`."
+    "Gradient of `cross_entropy(inp, targ)`, `(softmax(inp) - one_hot(targ)) / n`, into `inp.g`."
     _check_classification("cross_entropy_grad", inp, targ)
     n, n_classes = inp.shape
     add_grad(inp, (softmax(inp) - torch.nn.functional.one_hot(targ.long(), n_classes)) / n)
 
 # %% ../nbs/06_training.ipynb #c503d944
 class CrossEntropy(LayerFunction):
-    "Cross-entropy as the last layer of a model: forward is `cross_entropy`, backward sets `.g` on the scores."
+    "Cross-entropy as a model's last layer: forward is `cross_entropy`, backward fills scores' .g."
     def forward(self, inp, targ): return cross_entropy(inp, targ)
     def bwd(self, out, inp, targ): cross_entropy_grad(inp, targ)
 
@@ -253,51 +263,57 @@ class CrossEntropy(LayerFunction):
 def accuracy(logits:torch.Tensor, # scores, shape (n, n_classes)
              targ:torch.Tensor, # the correct classes, integers, shape (n,)
             ) -> torch.Tensor: # fraction of rows whose top score is at the right class, 0-d float32
-    "Fraction of rows of `logits` whose largest entry is at the target class (ties go to the lowest class)."
+    "Fraction of rows of `logits` whose largest entry is at the target class (ties: lowest class)."
     _check_classification("accuracy", logits, targ)
     return (logits.argmax(-1) == targ).float().mean()
 
 # %% ../nbs/06_training.ipynb #a466392f
 def shuffled_batches(n:int, # how many samples (at most 2**31 - 1)
                      batch_size:int, # samples per minibatch; the last one may be smaller
-                     generator:torch.Generator|None=None, # random source of the order, for reproducible runs
+                     generator:torch.Generator|None=None, # random source of the order
                      device:torch.device|str|None=None, # where to put the index tensors
-                    ) -> tuple[torch.Tensor, ...]: # index tensors that together hold 0..n-1 exactly once
+                    ) -> tuple[torch.Tensor, ...]: # index tensors holding 0..n-1 once between them
     "The indices `0..n-1` in a random order, cut into minibatches of `batch_size`."
     n, batch_size = check_int(n, "n"), check_int(batch_size, "batch_size")
-    if n >= 2**31: raise ValueError(f"n must be below 2**31 (a permutation of {n:,} indices would not fit in memory)")
+    if n >= 2**31: raise ValueError(f"n must be below 2**31 (a permutation of {n:,} would not fit)")
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, not {type(generator).__name__}")
+        raise TypeError(f"generator must be a torch.Generator or None, "
+                        f"not {type(generator).__name__}")
     _check_device(device)
     return torch.randperm(n, generator=generator).to(device).split(batch_size)
 
-# %% ../nbs/06_training.ipynb #68d0a5da
+# %% ../nbs/06_training.ipynb #1c37fb2a
 def _check_fit_args(step, predict, x_train, y_train, x_valid, y_valid, progress):
-    "Check `fit`'s functions and data: tensors with values, one row per sample, on one device, classes not negative."
+    "Check fit's functions and data: a row per sample, one device, classes >= 0."
     for name, f in (("step", step), ("predict", predict), ("progress", progress)):
         if not (callable(f) or (name == "progress" and f is None)):
             raise TypeError(f"{name} must be a function, not {type(f).__name__}")
     _check_samples("fit", x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid)
-    if x_train.device.type == "meta": raise ValueError("fit needs data with values; x_train is on the meta device")
+    if x_train.device.type == "meta":
+        raise ValueError("fit needs data with values; x_train is on the meta device")
     if x_train.shape[0] == 0 or x_valid.shape[0] == 0:
         raise ValueError(f"fit needs at least one training and one validation sample; "
                          f"got x_train {tuple(x_train.shape)}, x_valid {tuple(x_valid.shape)}")
     for name, y in (("y_train", y_train), ("y_valid", y_valid)):
-        if y.dtype not in _CLASS_DTYPES: raise TypeError(f"{name} must hold integer classes, got {y.dtype}")
-    lowest = torch.stack([y_train.min().long(), y_valid.min().long()]).tolist()   # one wait for the whole run
-    if min(lowest) < 0: raise ValueError(f"classes cannot be negative; y_train and y_valid start at {lowest}")
+        if y.dtype not in _CLASS_DTYPES:
+            raise TypeError(f"{name} must hold integer classes, got {y.dtype}")
+    lowest = torch.stack([y_train.min().long(), y_valid.min().long()]).tolist()   # one wait per run
+    if min(lowest) < 0:
+        raise ValueError(f"classes cannot be negative; y_train and y_valid start at {lowest}")
 
 def _check_loss(loss):
     "The loss that a training step returned, if it is one number with a value."
     if not isinstance(loss, torch.Tensor):
-        raise TypeError(f"step(xb, yb) must return the minibatch's loss as a tensor, not {type(loss).__name__}")
+        raise TypeError(f"step(xb, yb) must return the minibatch's loss as a tensor, "
+                        f"not {type(loss).__name__}")
     if loss.numel() != 1 or loss.device.type == "meta":
-        raise ValueError(f"step(xb, yb) must return one loss value, got a tensor of shape {tuple(loss.shape)} "
-                         f"on {loss.device}")
+        raise ValueError(f"step(xb, yb) must return one loss value, got a tensor of shape "
+                         f"{tuple(loss.shape)} on {loss.device}")
     return loss.reshape(())
 
-def fit(step:Callable, # step(xb, yb): one update of the weights on a minibatch; returns its loss (a 0-d tensor)
-        predict:Callable, # predict(x): the model's scores (n, n_classes) for a batch, without training
+# %% ../nbs/06_training.ipynb #68d0a5da
+def fit(step:Callable, # step(xb, yb): one update on a minibatch; returns its loss (a 0-d tensor)
+        predict:Callable, # predict(x): the model's scores (n, n_classes), without training
         x_train:torch.Tensor, # training inputs, one row per sample
         y_train:torch.Tensor, # their classes, integers, shape (n,)
         x_valid:torch.Tensor, # validation inputs, never trained on
@@ -305,15 +321,15 @@ def fit(step:Callable, # step(xb, yb): one update of the weights on a minibatch;
         n_epochs:int, # passes over the training data
         batch_size:int=32, # samples per minibatch
         generator:torch.Generator|None=None, # random source of the shuffles, for reproducible runs
-        progress:Callable|None=None, # wraps the range of epochs for display, e.g. fastprogress's `progress_bar`
+        progress:Callable|None=None, # wraps the range of epochs, e.g. fastprogress's `progress_bar`
        ) -> dict[str, list[float]]: # per epoch: "train_loss", "valid_loss" and "valid_acc"
-    "Train a classifier on shuffled minibatches; after each epoch, measure loss and accuracy on the validation set."
+    "Train a classifier on shuffled minibatches; then measure validation loss/accuracy per epoch."
     _check_fit_args(step, predict, x_train, y_train, x_valid, y_valid, progress)
     n_epochs = check_int(n_epochs, "n_epochs")
     history = {"train_loss": [], "valid_loss": [], "valid_acc": []}
     epochs = range(n_epochs) if progress is None else progress(range(n_epochs))
     for _ in epochs:
-        total = 0.0   # becomes a tensor on the loss's device, read once per epoch: no wait after every step
+        total = 0.0   # a tensor on the loss's device, read once per epoch: no wait after each step
         for idx in shuffled_batches(x_train.shape[0], batch_size, generator, device=x_train.device):
             loss = _check_loss(step(x_train[idx], y_train[idx]))
             total = total + loss.detach().to(torch.float64) * len(idx)

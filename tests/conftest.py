@@ -17,6 +17,7 @@ NBS = ROOT / "nbs"
 _part_time = defaultdict(float)   # test file -> seconds (setup, call and teardown together)
 _session_start = time.perf_counter()
 notebook_run = None               # the notebooks running in the background (notebook_runner.BackgroundRun)
+background_time = {}              # work started early, in the background -> seconds it took
 
 
 def notebooks():
@@ -30,21 +31,20 @@ def project():
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
-def _is_notebook_test(item): return getattr(item, "originalname", None) == "test_notebook_runs"
-
-
 def pytest_collection_modifyitems(items):
-    "The notebook tests go last: their notebooks run in the background while the other tests run."
-    items.sort(key=_is_notebook_test)  # a stable sort: the order is otherwise unchanged
+    """The notebook tests go last: their notebooks run in the background (see `start_early` in
+    test_notebooks.py) while the other tests run."""
+    items.sort(key=lambda item: getattr(item, "originalname", None) == "test_notebook_runs")  # stable
 
 
 def pytest_collection_finish(session):
-    "Start every selected notebook now, on their own cores (see tests/notebook_runner.py)."
-    global notebook_run
-    selected = [item.callspec.params["notebook"] for item in session.items if _is_notebook_test(item)]
-    if selected and not session.config.option.collectonly:
-        from notebook_runner import BackgroundRun
-        notebook_run = BackgroundRun(selected)
+    """A test module may define `start_early(items)`: called here, once pytest knows which of its
+    tests will run, to start slow work (the notebooks, the site build) in the background."""
+    if session.config.option.collectonly: return
+    selected = defaultdict(list)
+    for item in session.items: selected[getattr(item, "module", None)].append(item)
+    for module, items in selected.items():
+        if hasattr(module, "start_early"): module.start_early(items)
 
 
 def pytest_runtest_logreport(report):
@@ -59,6 +59,7 @@ def pytest_terminal_summary(terminalreporter):
         write(f"{seconds:8.1f} s  {part}" + ("  (waiting for the notebooks after the other parts)"
                                               if part.endswith("test_notebooks.py") and notebook_run else ""))
     write(f"{sum(_part_time.values()):8.1f} s  all parts ({time.perf_counter() - _session_start:.1f} s since pytest started)")
+    for what, seconds in background_time.items(): write(f"{seconds:8.1f} s  {what} (in the background, from collection on)")
     if notebook_run and notebook_run.results:
         run, times = notebook_run, {name: r[1] for name, r in notebook_run.results.items()}
         write("")

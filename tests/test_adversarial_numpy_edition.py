@@ -19,7 +19,7 @@ def test_every_public_name_is_covered():
         "check_array", "check_shapes", "check_column_or_vector", "check_matmul_args", "matmul_loops",
         "matmul_elementwise", "broadcast_shapes", "broadcast_to", "normalize", "matmul_broadcast", "matmul_einsum",
         "lin", "relu", "mse", "two_layer_net", "xavier_init", "kaiming_init", "activation_stds", "GradArray",
-        "add_grad", "mse_grad", "relu_grad", "lin_grad", "forward_and_backward", "numerical_grad",
+        "add_grad", "upstream_grad", "mse_grad", "relu_grad", "lin_grad", "forward_and_backward", "numerical_grad",
         "LayerFunction", "Relu", "Lin", "Mse", "Model"}
 
 
@@ -113,10 +113,10 @@ def test_lin_relu_and_net(bad, which):
 
 
 def test_relu_kinds():
-    "relu: real arrays keep their dtype; bool, complex, strings and objects are refused by name."
-    for dtype in (np.float16, np.float32, np.float64, np.int64, np.int8):
+    "relu: floating arrays keep their dtype; integers, bool, complex, strings and objects are refused by name."
+    for dtype in (np.float16, np.float32, np.float64):
         same(N.relu(np.arange(-2, 3).astype(dtype)), np.maximum(np.arange(-2, 3), 0).astype(dtype), str(dtype), exact=True)
-    for bad in (np.array([True, False]), np.array([1 + 1j]), np.array(["a"]), np.array([None])):
+    for bad in (np.arange(3), np.array([True, False]), np.array([1 + 1j]), np.array(["a"]), np.array([None])):
         assert judge(N.relu, bad, names=("x ",))[0] == "error"
 
 
@@ -196,7 +196,7 @@ def test_gradient_functions():
     x = GradArray(np.array([-1.0, 2.0]))
     np.maximum(x, 0, out=x)
     x.g = np.array([1.0, 1.0])
-    assert judge(N.relu_grad, x, x, names=("inp and out",))[0] == "error"
+    assert judge(N.relu_grad, x, x, names=("out is the same array as inp",))[0] == "error"
     record_correct(np.array_equal(x.g, [1.0, 1.0]), "relu_grad left x.g alone")
     r_in = GradArray(np.array([-1.0, 0.0, 2.0])); r_out = N.relu(r_in); r_out.g = np.array([5.0, 5.0, 5.0])
     N.relu_grad(r_in, r_out)
@@ -230,7 +230,6 @@ def test_forward_and_backward_and_model():
         record_correct(np.allclose(a.g, numeric, atol=1e-6), "forward_and_backward against finite differences")
     model = N.Model(*(GradArray(p.copy()) for p in params))
     assert judge(model, xs, ys, names=("x",))[0] == "error"
-    assert judge(model.backward)[0] == "error" if False else True
     for bad in NOT_ARRAYS:
         assert judge(N.Lin, bad, GradArray(np.ones(2)), names=("w",))[0] == "error"
     assert judge(N.Lin, GradArray(np.ones((2, 3))), GradArray(np.ones(2)), names=("n_out",))[0] == "error"
@@ -239,10 +238,10 @@ def test_forward_and_backward_and_model():
 def test_numerical_grad():
     "numerical_grad: refuses read-only, overlapping, low-precision and non-array x, bad eps, non-scalar f."
     a = np.linspace(-1, 1, 6).reshape(2, 3)
-    same(N.numerical_grad(lambda: (a ** 3).sum(), a), 3 * a ** 2, "numerical_grad of a cube")
+    record_correct(np.allclose(N.numerical_grad(lambda: (a ** 3).sum(), a), 3 * a ** 2, atol=1e-8), "numerical_grad of a cube")
     ro = np.asarray(np.broadcast_to(np.ones(3), (2, 3)))
     overlapping = np.lib.stride_tricks.as_strided(np.arange(4.0), (3, 2), (8, 8))   # writable, overlapping
-    for x, name in ((ro, "read-only"), (overlapping, "share memory"), (a.astype(np.float32), "float64"),
+    for x, name in ((ro, "read-only"), (overlapping, "overlap"), (a.astype(np.float32), "float64"),
                     ([1.0], "x "), (a.astype(complex), "float64")):
         assert judge(N.numerical_grad, lambda: 0.0, x, names=(name,))[0] == "error", name
     for eps in NOT_NUMBERS + BAD_NUMBERS + [0.0, -1e-6]:
@@ -250,6 +249,7 @@ def test_numerical_grad():
     assert judge(N.numerical_grad, lambda: a.sum(), np.array([1e11]), names=("eps",))[0] == "error"   # step lost
     assert judge(N.numerical_grad, lambda: a, a, names=("scalar",))[0] == "error"
     assert judge(N.numerical_grad, lambda: "x", a, names=("f()",))[0] == "error"
+    assert judge(N.numerical_grad, lambda: a.sum(), np.array([1.0, np.inf]), names=("inf",))[0] == "error"
     assert judge(N.numerical_grad, 3, a, names=("f ",))[0] == "error"
 
 

@@ -37,6 +37,23 @@ def book_notebooks():
     return sorted(found, key=lambda p: (p.name != "index.ipynb", p.relative_to(ROOT).as_posix()))
 
 
+def solved_exercises(paths):
+    """The exercise notebooks among `paths` (their folder holds `.notest`, so nbdev-test leaves their
+    stubs alone), each with the chapter's own code in place of every `raise NotImplementedError`
+    stub, as `tools/make_exercises.py` writes it: `{path: notebook dict}`. On Colab a reader runs
+    the stubs and fills them in; the simulation runs the filled-in version, so that every cell (the
+    setup cell, the imports, each `check`) is proved to run there."""
+    paths = [p for p in paths if (p.parent / ".notest").exists()]
+    if not paths: return {}
+    sys.path.insert(0, str(ROOT / "tools"))
+    try: import make_exercises
+    finally: sys.path.remove(str(ROOT / "tools"))
+    solved = make_exercises.exercise_notebooks(solutions=True)
+    missing = [name(p) for p in paths if p.name not in solved]
+    assert not missing, f"tools/make_exercises.py writes no such exercise notebooks: {missing}"
+    return {p: solved[p.name] for p in paths}
+
+
 def name(path): return path.relative_to(NBS).as_posix() if NBS in path.parents else path.relative_to(ROOT).as_posix()
 
 
@@ -167,10 +184,15 @@ def colab(request, tmp_path_factory):
                         f"     0.0 s  base environment from the cache: {base}")
     flags = colab_sim.tst_flags()
 
+    solved = solved_exercises(selected)
     cleaner = ThreadPoolExecutor(1, thread_name_prefix="colab-cleanup")   # deletes used copies
+    for stale in colab_sim.stale_runs(): cleaner.submit(colab_sim.remove, stale)
 
     def one(nb):
-        try: r = colab_sim.run_notebook(nb, base, wheel, flags, lambda d: cleaner.submit(colab_sim.remove, d))
+        # In a solved exercise notebook the `check` cells, flagged `notest` so that nbdev-test
+        # leaves the stubs alone, run too (as `nbdev-test --flags notest` would): readers run them.
+        try: r = colab_sim.run_notebook(nb, base, wheel, [] if nb in solved else flags,
+                                        lambda d: cleaner.submit(colab_sim.remove, d), solved.get(nb))
         except Exception as e: r = dict(ok=False, seconds=0.0, cell=None, source="", message=repr(e))
         report.results[name(nb)] = r
         if len(report.results) == len(selected):

@@ -1,6 +1,6 @@
 """Every notebook runs top to bottom through nbdev's own test logic, each in a fresh process.
 
-The selected notebooks start as soon as pytest has collected the tests (`conftest.py`), several at
+The selected notebooks start as soon as pytest has collected the tests (`start_early`), several at
 once, in the background while the other tests run (`notebook_runner.py`); these tests, which pytest
 runs last, wait for their notebook's result. Each notebook goes through `nbdev.test.test_nb`, which
 honours the book's flags: cells marked `#| eval: false` never run, and cells with a flag from
@@ -12,6 +12,11 @@ import pytest
 import conftest
 from conftest import notebooks
 from notebook_runner import BackgroundRun
+
+
+def start_early(items):
+    "Called by conftest.py once the tests are collected: start every selected notebook now."
+    conftest.notebook_run = BackgroundRun([item.callspec.params["notebook"] for item in items])
 
 
 @pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.name)

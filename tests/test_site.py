@@ -7,11 +7,12 @@ in the book are rendered by the same pipeline next to the real ones: one that us
 the chapters use (echo false, folded code, callouts, long lines), which must pass every check, and
 a deliberately broken one, which shows that each check can fail.
 """
-import json, os, shutil, subprocess, sys
+import json, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import pytest
 
+import conftest
 from conftest import NBS, ROOT
 from site_checks import check_site, chromium_path, expectations
 
@@ -33,14 +34,37 @@ def expected_pages():
     return [nbpath2html(name).as_posix() for name in book_notebooks()]
 
 
+_build = {}   # the one build of the plain preview in this session: its process, folder and start time
+
+
+def _start_build():
+    if not _build:
+        folder = Path(tempfile.mkdtemp(prefix="plain_site_"))
+        logs = [open(folder / name, "w+") for name in ("stdout.txt", "stderr.txt")]  # never a full pipe
+        process = subprocess.Popen([sys.executable, "tools/build_site.py", "--plain", "--out", str(folder / "_docs")],
+                                   cwd=ROOT, stdout=logs[0], stderr=logs[1], text=True)
+        _build.update(process=process, out=folder / "_docs", logs=logs, start=time.perf_counter())
+    return _build
+
+
+def start_early(items):
+    "Called by conftest.py once the tests are collected: build the site now, in the background."
+    if Path(chromium_path()).exists() and any("plain_site" in item.fixturenames for item in items): _start_build()
+
+
 @pytest.fixture(scope="session")
-def plain_site(tmp_path_factory):
-    out = tmp_path_factory.mktemp("site") / "_docs"
-    result = subprocess.run([sys.executable, "tools/build_site.py", "--plain", "--out", str(out)],
-                            cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, f"building the site failed:\n{result.stdout}\n{result.stderr}"
-    assert "plain preview" in result.stdout and "quarto.org" in result.stdout
-    return out
+def plain_site():
+    "The plain preview of the whole book, built once per session (started early by `start_early`)."
+    build = _start_build()
+    build["process"].wait()
+    stdout, stderr = (log.seek(0) or log.read() for log in build["logs"])
+    conftest.background_time.setdefault("building the plain preview (tools/build_site.py --plain)",
+                                        time.perf_counter() - build["start"])
+    assert build["process"].returncode == 0, f"building the site failed:\n{stdout}\n{stderr}"
+    assert "plain preview" in stdout and "quarto.org" in stdout
+    yield build["out"]
+    for log in build["logs"]: log.close()
+    shutil.rmtree(build["out"].parent, ignore_errors=True)
 
 
 def test_plain_site_pages_pass_every_check(plain_site):

@@ -5,8 +5,9 @@ its chapter that defines it (by the name it defines, never by position), and wri
 notebook per chapter: the chapter's title and first cells (Open-in-Colab badge, hidden setup cell),
 the chapter's import cells, then for each exercise the markdown cells just before its definition,
 the definition with its signature and docstring kept and its body replaced by a stub, and a
-`check(...)` cell. The notebooks export nothing; `nbs/exercises/.notest` keeps `nbdev-test` from
-running them (their stubs fail on purpose). The output depends only on the chapters and the
+`check(...)` cell. The notebooks export nothing, and each `check` cell carries `#| notest`, so that
+`nbdev-test` (and the Colab simulation) run the rest of the notebook and skip the checks, which fail
+on purpose until the reader has written the code. The output depends only on the chapters and the
 library, so the test `tests/test_exercises.py` can regenerate them and compare.
 
 Run from the repository root after changing a chapter (and `nbdev-export`):
@@ -14,16 +15,26 @@ Run from the repository root after changing a chapter (and `nbdev-export`):
     python tools/make_exercises.py            # writes nbs/exercises/
     python tools/make_exercises.py --out DIR  # writes somewhere else (the test uses this)
 """
-import argparse, ast, hashlib, importlib, json, re, tomllib
+import argparse, ast, functools, hashlib, importlib, json, re, tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT / "nbs"
 STUB = 'raise NotImplementedError("your code here")'
+CHECK_FLAG = "#| notest"   # nbdev-test skips the cell: the check fails on purpose while the stub is there
 KEEP_METHODS = {"__repr__", "extra_repr"}   # a stub here would break printing the object, not teach anything
 
 
 def _source(cell): return "".join(cell["source"])
+
+
+@functools.lru_cache(maxsize=None)
+def _cells(path, mtime):
+    "The cells of the notebook at `path` (cached while its modification time stays `mtime`)."
+    return json.loads(Path(path).read_text())["cells"]
+
+
+def cells_of(path): return _cells(str(path), Path(path).stat().st_mtime_ns)
 
 
 def _split_directives(source):
@@ -60,6 +71,13 @@ def _is_helper(cell):
     return _is_exported(directives) and bool(names) and all(n.startswith("_") for n in names)
 
 
+def _rebase_links(markdown):
+    "Relative links and image paths of a chapter's markdown, made to work one folder down (in nbs/exercises/)."
+    relative = r"(?![a-zA-Z][\w+.-]*:|#|/)"
+    markdown = re.sub(rf"\]\({relative}", "](../", markdown)
+    return re.sub(rf'\b(src|href)="{relative}', r'\1="../', markdown)
+
+
 def _lead_in(cells, index):
     """The markdown cells just before the exercise's cell, back to its section's heading, as [(kind, source)].
 
@@ -70,7 +88,7 @@ def _lead_in(cells, index):
         if cells[j]["cell_type"] == "markdown":
             text = _source(cells[j])
             heading = re.search(r"^#{1,6} ", text, flags=re.M)
-            lead.insert(0, ("markdown", text[heading.start():] if heading else text))
+            lead.insert(0, ("markdown", _rebase_links(text[heading.start():] if heading else text)))
             if heading: break
         j -= 1
     return lead
@@ -81,7 +99,7 @@ def chapters():
     found = {}
     for path in sorted(NBS.glob("[0-9][0-9]_*.ipynb")):
         if path.name.startswith("00_"): continue
-        for cell in json.loads(path.read_text())["cells"]:
+        for cell in cells_of(path):
             m = re.match(r"#\|\s*default_exp\s+(\S+)", _source(cell))
             if cell["cell_type"] == "code" and m: found[m[1]] = path; break
     return found
@@ -139,14 +157,15 @@ def _repository():
 
 
 def exercise_notebook(chapter, names, module, solutions=False):
-    """The exercise notebook for `chapter` (a path) and its exercises `names`, as a dict.
+    """The exercise notebook for `chapter` (a path) and its exercises `names` (keys of `check`), as a dict.
 
     With `solutions=True` each stub is replaced by the chapter's own cell, and a first code cell puts
     the chapter module's names (private helpers included) in scope: the book's answer, for testing."""
-    cells = json.loads(chapter.read_text())["cells"]
+    cells = cells_of(chapter)
     title = _source(cells[0]).splitlines()[0].removeprefix("# ").strip()
     setup = next(_source(c) for c in cells[:4] if c["cell_type"] == "code" and "google.colab" in _source(c))
-    public = [n for n in getattr(importlib.import_module(f"foundations.{module}"), "__all__", []) if n not in names]
+    exercised = {key.rsplit(".", 1)[-1] for key in names}
+    public = [n for n in getattr(importlib.import_module(f"foundations.{module}"), "__all__", []) if n not in exercised]
     github = re.match(r"https://github.com/(.+)$", _repository())[1]
     out = [("markdown", f"# Exercises: {title}\n\n> Write the functions of the chapter *{title}* yourself; "
                         "`check` grades each one against the book's library and tells you what is wrong."),
@@ -159,8 +178,10 @@ def exercise_notebook(chapter, names, module, solutions=False):
                         "below it. `check` runs your code and the library's on the same inputs, many shapes "
                         "and both float32 and float64, and either says how many cases agree or raises an "
                         "`AssertionError` that shows the smallest failing input, what was expected, what came back, "
-                        "and a hint when the mistake is a familiar one. Later exercises may call earlier ones, "
-                        "so work from the top. How the grading works: [Exercises](../10_exercises.ipynb).")]
+                        "and a hint when the mistake is a familiar one. The chapter's private helpers are left out: "
+                        "write your own where you need one. Later exercises may call earlier ones, so work from "
+                        "the top. (The line `#| notest` above each check tells the book's own test runner to skip "
+                        "it.) How the grading works: [Exercises](../10_exercises.ipynb).")]
     imports = [line for c in cells if c["cell_type"] == "code" and _is_exported(_split_directives(_source(c))[0])
                for line in _imports(_split_directives(_source(c))[1])]
     if not any(re.match(r"import torch$", line) for line in imports): imports.insert(0, "import torch")
@@ -170,14 +191,15 @@ def exercise_notebook(chapter, names, module, solutions=False):
     if solutions:
         out.append(("code", f"import foundations.{module} as _chapter\n"
                             "globals().update({k: v for k, v in vars(_chapter).items() if not k.startswith('__')})"))
-    found = [(find_definition(cells, name), name) for name in names]
-    missing = [name for index, name in found if index is None]
+    found = [(find_definition(cells, key.rsplit(".", 1)[-1]), key) for key in names]   # a key is a name or "module.name"
+    missing = [key for index, key in found if index is None]
     if missing: raise LookupError(f"{chapter.name} defines no cell for the exercises {missing}")
-    for index, name in sorted(found):
+    for index, key in sorted(found):
+        name = key.rsplit(".", 1)[-1]
         out += _lead_in(cells, index)
         code = _split_directives(_source(cells[index]))[1]
         out.append(("code", code if solutions else make_stub(code, name)))
-        out.append(("code", f'check("{name}", {name})'))
+        out.append(("code", f'{CHECK_FLAG}\ncheck("{key}", {name})'))
     nb_name = f"exercises/{chapter.name}"
     return {"cells": [_cell(kind, source, nb_name, i) for i, (kind, source) in enumerate(out)],
             "metadata": {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}},
@@ -188,7 +210,7 @@ def exercise_notebooks(solutions=False):
     "Every exercise notebook, as {file name: notebook dict}, in chapter order."
     from foundations.exercises import exercise_modules
     by_module = {}
-    for name, module in exercise_modules().items(): by_module.setdefault(module, []).append(name)
+    for key, module in exercise_modules().items(): by_module.setdefault(module, []).append(key)
     found = chapters()
     missing = sorted(set(by_module) - set(found))
     if missing: raise LookupError(f"no chapter notebook says `#| default_exp` for the modules {missing}")
@@ -196,11 +218,11 @@ def exercise_notebooks(solutions=False):
             sorted(by_module.items(), key=lambda kv: found[kv[0]].name)}
 
 
-def as_text(nb): return json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+def as_text(nb): return json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n"   # as nbdev-clean writes it
 
 
 def write(out_dir):
-    "Write every exercise notebook and the `.notest` marker into `out_dir`; return the paths written."
+    "Write every exercise notebook into `out_dir` (removing ones no chapter asks for); return the paths written."
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     notebooks = exercise_notebooks()
@@ -210,7 +232,6 @@ def write(out_dir):
     for name, nb in notebooks.items():
         (out_dir / name).write_text(as_text(nb))
         written.append(out_dir / name)
-    (out_dir / ".notest").write_text("")
     return written
 
 

@@ -1,0 +1,141 @@
+"""Adversarial inputs for `foundations.core` (issue 15): the shared argument checks and the `.g` protocol.
+
+A checker must either return what it promises (the tensor, the sizes, the int, the float) or raise a
+TypeError/ValueError from the library that names the argument; the protocol must add, clear and read
+gradients exactly, or refuse. Run: `pytest tests/test_adversarial_core.py`.
+"""
+import math, warnings
+import numpy as np, pytest, torch
+from hypothesis import given, settings, strategies as st
+from adversarial import judge, record_correct, bad_inputs, odd_tensors, NOT_TENSORS, NOT_INTS, BAD_INTS, NOT_NUMBERS, BAD_NUMBERS
+import foundations.core as C
+
+with warnings.catch_warnings():   # odd_tensors((3,)) transposes a vector: deprecated in torch, harmless here
+    warnings.simplefilter("ignore", UserWarning)
+    ODD_VECTORS = odd_tensors((3,))
+FAST = settings(max_examples=30, derandomize=True, deadline=None, database=None)
+
+
+def test_every_public_name_is_covered():
+    assert set(C.__all__) == {"check_tensor", "check_shapes", "check_int", "check_number", "check_column_or_vector",
+                              "add_grad", "zero_grads", "upstream_grad"}
+
+
+# ---- check_tensor ---------------------------------------------------------------------------------------
+@FAST
+@given(value=st.sampled_from(NOT_TENSORS + odd_tensors()), ndim=st.sampled_from([None, 0, 1, 2, (1, 2)]),
+       floating=st.booleans())
+def test_check_tensor(value, ndim, floating):
+    "Returns the very tensor when it fits; otherwise TypeError (kind, dtype) or ValueError (rank) naming it."
+    outcome, result = judge(C.check_tensor, value, "arg", ndim=ndim, floating=floating, names=("arg",))
+    fits = (isinstance(value, torch.Tensor) and (not floating or value.is_floating_point())
+            and (ndim is None or value.ndim in ((ndim,) if isinstance(ndim, int) else ndim)))
+    record_correct((outcome == "result") == fits, f"check_tensor({value!r:.40}, ndim={ndim}, floating={floating})")
+    if outcome == "result": assert result is value
+    elif not isinstance(value, torch.Tensor) or (floating and not value.is_floating_point()):
+        assert isinstance(result, TypeError)
+    else: assert isinstance(result, ValueError)
+
+
+# ---- check_shapes ---------------------------------------------------------------------------------------
+@FAST
+@given(x=st.sampled_from(NOT_TENSORS + odd_tensors((3, 4))), which=st.sampled_from(["x", "w"]))
+def test_check_shapes_one_odd_tensor(x, which):
+    "lin's patterns with one odd argument: the sizes when everything binds, else an error naming the culprit."
+    args = {"x": (torch.randn(2, 4), "... n_in"), "w": (torch.randn(4, 3), "n_in n_out"), "b": (torch.randn(3), "n_out")}
+    args[which] = (x, args[which][1])
+    outcome, result = judge(C.check_shapes, "lin", names=(which,), **args)
+    if outcome == "result":
+        xs, ws = args["x"][0], args["w"][0]
+        record_correct(result == {"n_in": ws.shape[0], "n_out": ws.shape[1]} and xs.shape[-1] == ws.shape[0]
+                       and xs.dtype == ws.dtype and xs.device == ws.device, f"check_shapes with {which} = {x!r:.40}")
+
+
+def test_check_shapes_messages():
+    x, w = torch.randn(5, 4), torch.randn(3, 4)
+    outcome, e = judge(C.check_shapes, "lin", names=("w",), x=(x, "... n_in"), w=(w, "n_in n_out"))
+    assert outcome == "error" and "got x (5, 4), w (3, 4)" in str(e) and "try w.T" in str(e)
+    outcome, e = judge(C.check_shapes, "f", names=("a",), a=(torch.randn(2, 3), "n 3"), b=(torch.randn(2), "n"))
+    assert outcome == "result" and e == {"n": 2}
+    outcome, e = judge(C.check_shapes, "f", names=("a",), a=(torch.randn(2, 4), "n 3"))
+    assert outcome == "error" and "size 3" in str(e)
+    outcome, e = judge(C.check_shapes, "f", names=("a", "b"), same_dtype=False,
+                       a=(torch.randn(2), "n"), b=(torch.randn(2, dtype=torch.float64), "n"))
+    assert outcome == "result"
+    outcome, e = judge(C.check_shapes, "f", names=("a", "b"), a=(torch.randn(2), "n"), b=(torch.randn(2, device="meta"), "n"))
+    assert outcome == "error" and "meta" in str(e)
+
+
+# ---- check_int and check_number -------------------------------------------------------------------------
+@FAST
+@given(value=st.sampled_from(NOT_INTS + BAD_INTS + [1, 7, np.int64(3), np.uint8(2), torch.tensor(4), 2 ** 70]),
+       minimum=st.sampled_from([0, 1, 5]))
+def test_check_int(value, minimum):
+    outcome, result = judge(C.check_int, value, "n", minimum, names=("n",))
+    integral = not isinstance(value, (bool, float, str, list, type(None))) and not (
+        isinstance(value, (np.floating, torch.Tensor)) and (not isinstance(value, torch.Tensor) or value.numel() != 1
+                                                            or value.is_floating_point()))
+    if outcome == "result":
+        record_correct(type(result) is int and result == int(value) and result >= minimum, f"check_int({value!r})")
+    else:
+        record_correct(not integral or int(value) < minimum, f"check_int refused {value!r}")
+
+
+@FAST
+@given(value=st.sampled_from(NOT_NUMBERS + BAD_NUMBERS + [0.0, -2.5, 3, np.float32(0.5), np.int64(2), 1e308]),
+       positive=st.booleans(), finite=st.booleans())
+def test_check_number(value, positive, finite):
+    outcome, result = judge(C.check_number, value, "x", positive=positive, finite=finite, names=("x",))
+    if outcome == "result":
+        ok = type(result) is float and (result == float(value) or math.isnan(result))
+        ok = ok and (not finite or math.isfinite(result)) and (not positive or result > 0)
+        record_correct(ok, f"check_number({value!r}, positive={positive}, finite={finite})")
+
+
+# ---- check_column_or_vector -----------------------------------------------------------------------------
+@FAST
+@given(bad=st.sampled_from(NOT_TENSORS + odd_tensors((3, 1)) + ODD_VECTORS), which=st.sampled_from(["output", "targ"]))
+def test_check_column_or_vector(bad, which):
+    args = {"output": torch.randn(3, 1), "targ": torch.randn(3)}
+    args[which] = bad
+    outcome, result = judge(C.check_column_or_vector, "mse", names=(which,), **args)
+    if outcome == "result":
+        t = args[which]
+        record_correct(result == 3 and t.is_floating_point() and t.numel() == 3 and t.device.type == "cpu",
+                       f"check_column_or_vector with {which} = {bad!r:.40}")
+
+
+# ---- the .g protocol ------------------------------------------------------------------------------------
+@FAST
+@given(g=st.sampled_from(NOT_TENSORS + odd_tensors((3, 4))))
+def test_add_grad_odd_gradients(g):
+    "Only a gradient of the tensor's own shape, dtype and device is added; anything else is refused."
+    t = torch.zeros(3, 4)
+    outcome, result = judge(C.add_grad, t, g, names=("g", "gradient"))
+    if outcome == "result":
+        record_correct(g.shape == t.shape and g.dtype == t.dtype and torch.allclose(t.g, g, equal_nan=True), f"add_grad of {g!r:.40}")
+
+
+def test_add_grad_accumulates_and_refuses_stale():
+    t = torch.zeros(2, 2)
+    C.add_grad(t, torch.ones(2, 2)); C.add_grad(t, torch.full((2, 2), 2.0))
+    record_correct(torch.equal(t.g, torch.full((2, 2), 3.0)), "two contributions add")
+    t.g = torch.ones(3)                                          # stale, from a tensor of another shape
+    assert judge(C.add_grad, t, torch.ones(2, 2), names=(".g",))[0] == "error"
+    t.g = "not a gradient"
+    assert judge(C.add_grad, t, torch.ones(2, 2), names=(".g",))[0] == "error"
+    assert judge(C.add_grad, [0.0], torch.ones(1), names=("t",))[0] == "error"
+    C.zero_grads(t)
+    assert t.g is None
+
+
+def test_upstream_grad():
+    out = torch.zeros(2, 3)
+    assert judge(C.upstream_grad, out, "relu_grad", names=("out.g",))[0] == "error"   # nothing stored yet
+    for g in (torch.ones(3, 2), torch.ones(2, 3, dtype=torch.float64), torch.ones(2, 3, device="meta"), [1.0]):
+        out.g = g
+        outcome, e = judge(C.upstream_grad, out, "relu_grad", names=("out.g",))
+        assert outcome == "error", g
+    out.g = torch.ones(2, 3)
+    assert C.upstream_grad(out, "relu_grad") is out.g
+    assert judge(C.upstream_grad, None, "relu_grad", names=("out",))[0] == "error"
