@@ -17,23 +17,24 @@ def _shape_str(shape): return f"({shape[0]},)" if len(shape) == 1 else str(tuple
 def check_tensor(t, # the value to check
                  name:str, # the argument's name, used in the message
                  *,
-                 ndim:int|tuple|None=None, # the rank it must have, or a tuple of allowed ranks (None: any)
+                 ndim:int|tuple|None=None, # the rank it must have, or a tuple of allowed ranks
                  floating:bool=False, # must it hold floating-point numbers?
                 ) -> torch.Tensor: # `t` itself, so a check can wrap an expression
-    "Return `t` if it is a `torch.Tensor` of the asked rank and kind; otherwise raise an error that names `name`."
+    "Return `t` if it is a `torch.Tensor` of the asked rank and kind; else raise, naming `name`."
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, not {type(t).__name__}")
     if floating and not t.is_floating_point():
-        raise TypeError(f"{name} must hold floating-point numbers (float16, bfloat16, float32 or float64), "
-                        f"but its dtype is {t.dtype}")
+        raise TypeError(f"{name} must hold floating-point numbers (float16, bfloat16, float32 or "
+                        f"float64), but its dtype is {t.dtype}")
     ranks = (ndim,) if isinstance(ndim, int) else ndim
     if ranks is not None and t.ndim not in ranks:
         allowed = " or ".join(f"{r}-D" for r in ranks)
-        raise ValueError(f"{name} must be a {allowed} tensor, but it has shape {_shape_str(t.shape)}")
+        shape = _shape_str(t.shape)
+        raise ValueError(f"{name} must be a {allowed} tensor, but it has shape {shape}")
     return t
 
 def _bind(patterns, shapes):
-    "Match each shape to its pattern; return (sizes of the named dimensions, None) or (None, what went wrong)."
+    "Match shapes to patterns: (sizes of the named dimensions, None), or (None, what went wrong)."
     sizes, seen_in = {}, {}
     for (name, dims), shape in zip(patterns.items(), shapes):
         leading = dims[:1] == ["..."]
@@ -48,14 +49,22 @@ def _bind(patterns, shapes):
             else: sizes.setdefault(dim, size); seen_in.setdefault(dim, name)
     return sizes, None
 
+def _transpose_hint(patterns, shapes):
+    "' (w looks transposed: try w.T)' if transposing one 2-D argument would make the shapes fit."
+    for i, (name, shape) in enumerate(zip(patterns, shapes)):
+        if len(shape) == 2 and shape[0] != shape[1]:
+            if _bind(patterns, shapes[:i] + [shape[::-1]] + shapes[i + 1:])[1] is None:
+                return f" ({name} looks transposed: try {name}.T)"
+    return ""
+
 def check_shapes(fn:str, # the name of the calling function, used in the message
                  /,
                  *,
                  floating:bool=False, # must every tensor hold floating-point numbers?
-                 same_dtype:bool=True, # must all tensors share one dtype? (they always share one device)
-                 **args, # name=(tensor, "pattern"): dimension names separated by spaces, "..." for any leading ones
+                 same_dtype:bool=True, # must all tensors share one dtype? (one device always)
+                 **args, # name=(tensor, "pattern"): dimension names, "..." for any leading ones
                 ) -> dict: # the size of each named dimension
-    "Check that tensors fit shape patterns such as `x=(x, '... n_in'), w=(w, 'n_in n_out')`; return the sizes."
+    "Check that tensors fit shape patterns like `w=(w, 'n_in n_out')`; return the sizes."
     for name, (t, _) in args.items(): check_tensor(t, name, floating=floating)
     patterns = {name: pattern.split() for name, (_, pattern) in args.items()}
     shapes = [tuple(t.shape) for t, _ in args.values()]
@@ -63,27 +72,24 @@ def check_shapes(fn:str, # the name of the calling function, used in the message
     if problem:
         expected = ", ".join(f"{n} {_shape_str(p)}".replace("'", "") for n, p in patterns.items())
         got = ", ".join(f"{n} {_shape_str(s)}" for n, s in zip(args, shapes))
-        hint = ""
-        for i, (name, shape) in enumerate(zip(args, shapes)):  # would a transpose fix it?
-            if len(shape) == 2 and shape[0] != shape[1]:
-                swapped = shapes[:i] + [shape[::-1]] + shapes[i + 1:]
-                if _bind(patterns, swapped)[1] is None: hint = f" ({name} looks transposed: try {name}.T)"
-        raise ValueError(f"{fn} expects {expected}; got {got}: {problem}{hint}")
+        raise ValueError(f"{fn} expects {expected}; got {got}: {problem}"
+                         + _transpose_hint(patterns, shapes))
     tensors = [t for t, _ in args.values()]
     if len({t.device for t in tensors}) > 1 or (same_dtype and len({t.dtype for t in tensors}) > 1):
-        names = ", ".join(args)
-        raise ValueError(f"{fn} needs {names} on one {'dtype and one ' if same_dtype else ''}device; got "
-                         + ", ".join(f"{n} {t.dtype} on {t.device}" for n, (t, _) in args.items()))
+        one = "one dtype and one device" if same_dtype else "one device"
+        got = ", ".join(f"{n} {t.dtype} on {t.device}" for n, (t, _) in args.items())
+        raise ValueError(f"{fn} needs {', '.join(args)} on {one}; got {got}")
     return sizes
 
 def check_int(n, # the value to check: an int, a NumPy integer or a 0-d integer tensor
               name:str, # the argument's name, used in the message
               minimum:int=1, # the smallest allowed value
              ) -> int: # `n` as a Python int
-    "Return `n` as an `int` if it is an integer of at least `minimum`; otherwise raise an error that names `name`."
+    "Return `n` as an `int` if it is an integer of at least `minimum`; else raise, naming `name`."
     if isinstance(n, bool): raise TypeError(f"{name} must be an integer, not a bool ({n!r})")
     try: value = operator.index(n)
-    except TypeError: raise TypeError(f"{name} must be an integer, not {type(n).__name__} ({n!r})") from None
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, not {type(n).__name__} ({n!r})") from None
     if value < minimum: raise ValueError(f"{name} must be at least {minimum}, got {value}")
     return value
 
@@ -93,7 +99,7 @@ def check_number(x, # the value to check: a Python or NumPy real number
                  positive:bool=False, # must it be greater than zero?
                  finite:bool=True, # must it be finite (not inf or NaN)?
                 ) -> float: # `x` as a Python float
-    "Return `x` as a `float` if it is a real number (finite, positive if asked); otherwise raise naming `name`."
+    "Return `x` as a `float` if it is a real number (finite, positive if asked); else raise."
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         raise TypeError(f"{name} must be a real number, not {type(x).__name__} ({x!r})")
     value = float(x)

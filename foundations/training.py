@@ -226,7 +226,7 @@ def _check_classification(fn, logits, targ):
     _check_class_range(targ, n_classes)
 
 def _check_class_range(targ, n_classes):
-    "Refuse classes outside 0..n_classes-1, without making the CPU wait for a GPU (see below)."
+    "Refuse classes outside 0..n_classes-1 without making the CPU wait for a GPU to read them."
     if targ.device.type == "cpu":   # the values are already here: reading them costs no wait
         lowest, highest = (v.item() for v in targ.aminmax())
         if lowest < 0 or highest >= n_classes:

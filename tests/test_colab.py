@@ -7,7 +7,9 @@ hypothesis; Python 3.11 and torch 2.13.0 stand in for Colab's, see that file), a
 notebook a fresh copy of it where `google.colab` is already imported, as on Colab. The notebook,
 alone in an empty folder, then runs top to bottom with a real kernel, its setup cell included: that
 cell's `pip install "nn-foundations[book]"` takes our wheel by name from `PIP_FIND_LINKS` and the
-rest from the package index. Cells that nbdev-test skips (`#| eval: false`, `notest`) are skipped.
+rest from the package index. Cells that nbdev-test skips (`#| eval: false`, `notest`) are skipped,
+except that the exercise notebooks run with the chapters' code in place of their stubs and with
+their `check` cells (see `solved_exercises`).
 The notebooks run two at a time (`COLAB_WORKERS`); a closing section of pytest's report gives the
 time of each one and what the setup cell installed. See `tests/colab_sim.py` for the machinery.
 
@@ -38,12 +40,12 @@ def book_notebooks():
 
 
 def solved_exercises(paths):
-    """The exercise notebooks among `paths` (their folder holds `.notest`, so nbdev-test leaves their
-    stubs alone), each with the chapter's own code in place of every `raise NotImplementedError`
-    stub, as `tools/make_exercises.py` writes it: `{path: notebook dict}`. On Colab a reader runs
-    the stubs and fills them in; the simulation runs the filled-in version, so that every cell (the
-    setup cell, the imports, each `check`) is proved to run there."""
-    paths = [p for p in paths if (p.parent / ".notest").exists()]
+    """The exercise notebooks among `paths` (those in `nbs/exercises/`), each with the chapter's own
+    code in place of every `raise NotImplementedError` stub, as `tools/make_exercises.py` writes it:
+    `{path: notebook dict}`. On Colab a reader runs the stubs and fills them in; the simulation runs
+    the filled-in version with its `check` cells too (flagged `notest`, as they fail on purpose
+    while a stub is there), so that every cell a reader runs is proved to run there."""
+    paths = [p for p in paths if p.parent == NBS / "exercises"]
     if not paths: return {}
     sys.path.insert(0, str(ROOT / "tools"))
     try: import make_exercises
@@ -189,8 +191,7 @@ def colab(request, tmp_path_factory):
     for stale in colab_sim.stale_runs(): cleaner.submit(colab_sim.remove, stale)
 
     def one(nb):
-        # In a solved exercise notebook the `check` cells, flagged `notest` so that nbdev-test
-        # leaves the stubs alone, run too (as `nbdev-test --flags notest` would): readers run them.
+        # In a solved exercise notebook the `check` cells run too, as `nbdev-test --flags notest` would.
         try: r = colab_sim.run_notebook(nb, base, wheel, [] if nb in solved else flags,
                                         lambda d: cleaner.submit(colab_sim.remove, d), solved.get(nb))
         except Exception as e: r = dict(ok=False, seconds=0.0, cell=None, source="", message=repr(e))

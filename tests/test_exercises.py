@@ -457,3 +457,28 @@ def test_sidebar_lists_every_exercise_notebook():
     assert listed == [f"exercises/{name}" for name in generated_notebooks()], \
         "nbs/sidebar.yml's Exercises section must list every exercise notebook, in chapter order"
     assert "10_exercises.ipynb" in chapter_order(NBS)
+
+
+def test_stubs_keep_signature_and_docstring():
+    code = '''def helper(x): return x
+
+class Layer(Base):
+    "A layer."
+    def __init__(self, w,  # the weights
+                 b):
+        "Keep them."
+        self.w, self.b = w, b
+        more = 1
+    def forward(self, inp): return inp @ self.w
+    def __repr__(self): return "Layer()"
+
+def only_doc(x):
+    "Nothing else."
+'''
+    stub = make_exercises.STUB
+    layer = make_exercises.make_stub(code, "Layer")
+    assert "def helper(x): return x" in layer and 'def __repr__(self): return "Layer()"' in layer
+    assert f'    def __init__(self, w,  # the weights\n                 b):\n        "Keep them."\n        {stub}\n' in layer
+    assert f"    def forward(self, inp): {stub}\n" in layer and "self.w, self.b = w, b" not in layer
+    assert make_exercises.make_stub(code, "only_doc").endswith(f'    "Nothing else."\n    {stub}')
+    compile(make_exercises.make_stub(make_exercises.make_stub(code, "Layer"), "only_doc"), "stub", "exec")

@@ -13,7 +13,7 @@ library, so the test `tests/test_exercises.py` can regenerate them and compare.
 Run from the repository root after changing a chapter (and `nbdev-export`):
 
     python tools/make_exercises.py            # writes nbs/exercises/
-    python tools/make_exercises.py --out DIR  # writes somewhere else (the test uses this)
+    python tools/make_exercises.py --out DIR  # writes them somewhere else, e.g. to compare
 """
 import argparse, ast, functools, hashlib, importlib, json, re, tomllib
 from pathlib import Path
@@ -194,12 +194,15 @@ def exercise_notebook(chapter, names, module, solutions=False):
     found = [(find_definition(cells, key.rsplit(".", 1)[-1]), key) for key in names]   # a key is a name or "module.name"
     missing = [key for index, key in found if index is None]
     if missing: raise LookupError(f"{chapter.name} defines no cell for the exercises {missing}")
-    for index, key in sorted(found):
-        name = key.rsplit(".", 1)[-1]
+    by_cell = {}   # a cell may define several exercises (say, three layer classes): one stub cell, one check each
+    for index, key in sorted(found): by_cell.setdefault(index, []).append(key)
+    for index, keys in by_cell.items():
         out += _lead_in(cells, index)
         code = _split_directives(_source(cells[index]))[1]
-        out.append(("code", code if solutions else make_stub(code, name)))
-        out.append(("code", f'{CHECK_FLAG}\ncheck("{key}", {name})'))
+        if not solutions:
+            for key in keys: code = make_stub(code, key.rsplit(".", 1)[-1])
+        out.append(("code", code))
+        out += [("code", f'{CHECK_FLAG}\ncheck("{key}", {key.rsplit(".", 1)[-1]})') for key in keys]
     nb_name = f"exercises/{chapter.name}"
     return {"cells": [_cell(kind, source, nb_name, i) for i, (kind, source) in enumerate(out)],
             "metadata": {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}},
