@@ -29,7 +29,8 @@ class Tensor:
     forward pass is not detected; two leaves made from the same (or overlapping) torch tensors are separate leaves,
     each with its own gradient; the numbers are real (no bool or complex data)."""
     __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op")
-    __array_ufunc__ = None    # NumPy leaves `array * tensor` to Tensor's own operators (and their checks)
+    # NumPy leaves `array * tensor` to Tensor's own operators (and their checks)
+    __array_ufunc__ = None
 
     def __init__(self,
                  data, # a torch tensor (kept, not copied), or a number or nested list (made a tensor of the default dtype)
@@ -51,10 +52,14 @@ class Tensor:
                  grad:torch.Tensor|None=None, # d loss / d self: self's shape, dtype and device; None means 1 (self must be a scalar)
                  retain_graph:bool=False, # keep the graph, so that backward can run through it again
                 ) -> None: # the gradients are added into .grad of every tensor in the graph that requires grad
-        "Backpropagate from `self`: add the gradient of `self` with respect to each tensor it came from into that tensor's `.grad`."
-        grads = {self: _seed(self, grad, retain_graph)}  # each tensor's gradient so far, summed over its uses
-        for node in _topological_order(self):          # every tensor before the tensors it was made from
-            g = grads.pop(node)                         # complete: everything made from node has contributed
+        """Backpropagate from `self`: add the gradient of `self` with respect to each tensor it came
+        from into that tensor's `.grad`."""
+        # each tensor's gradient so far, summed over its uses
+        grads = {self: _seed(self, grad, retain_graph)}
+        # every tensor before the tensors it was made from
+        for node in _topological_order(self):
+            # complete: everything made from node has contributed
+            g = grads.pop(node)
             node.grad = g if node.grad is None else node.grad + g
             if node._backward is None: continue         # a leaf
             for parent, parent_grad in zip(node._parents, node._backward(g)):
@@ -66,8 +71,10 @@ class Tensor:
 def _needs_grad(x): return isinstance(x, Tensor) and x.requires_grad
 
 def _result(data, parents, backward, op):
-    "The Tensor of an operation's output `data`; it keeps `parents` and `backward` if recording is on and a parent requires grad."
-    out = Tensor.__new__(Tensor)                        # skips __init__'s checks: data is a fresh torch tensor
+    """The Tensor of an operation's output `data`; it keeps `parents` and `backward` if recording is
+    on and a parent requires grad."""
+    # skips __init__'s checks: data is a fresh torch tensor
+    out = Tensor.__new__(Tensor)
     out.data, out.grad = data, None
     out.requires_grad = _GradMode.enabled and any(map(_needs_grad, parents))
     out._parents, out._backward, out._op = (parents, backward, op) if out.requires_grad else ((), None, "")
@@ -75,50 +82,66 @@ def _result(data, parents, backward, op):
 
 # %% ../nbs/09_autograd.ipynb #5e1f0c2a
 def _leaf_data(data, requires_grad):
-    "`data` as a detached torch tensor of real numbers, floating point if it `requires_grad`; otherwise an error naming it."
-    if isinstance(data, Tensor): raise TypeError("data is already a Tensor; to wrap its numbers again, pass its .data")
-    if not isinstance(requires_grad, bool): raise TypeError(f"requires_grad must be True or False, not {requires_grad!r}")
+    """`data` as a detached torch tensor of real numbers, floating point if it `requires_grad`;
+    otherwise an error naming it."""
+    if isinstance(data, Tensor):
+        raise TypeError("data is already a Tensor; to wrap its numbers again, pass its .data")
+    if not isinstance(requires_grad, bool):
+        raise TypeError(f"requires_grad must be True or False, not {requires_grad!r}")
     if not isinstance(data, torch.Tensor):
         try: data = torch.tensor(data, dtype=torch.get_default_dtype())
         except (TypeError, ValueError, RuntimeError) as e:
             raise TypeError(f"data must be a torch tensor, a real number or a nested list of them, "
                             f"not {type(data).__name__} ({e})") from None
     if data.is_complex() or data.dtype == torch.bool:
-        raise TypeError(f"data must hold real numbers, not {data.dtype}: the engine differentiates real functions "
+        raise TypeError(f"data must hold real numbers, not {data.dtype}: the engine differentiates "
+                        "real functions "
                         "(for a mask, use .float())")
     if requires_grad and not data.is_floating_point():
-        raise TypeError(f"only floating-point data can require grad, but data has dtype {data.dtype}: a gradient "
-                        "measures the effect of a tiny change, and integers cannot change a little (use .float())")
+        raise TypeError(f"only floating-point data can require grad, but data has dtype "
+                        f"{data.dtype}: a gradient "
+                        "measures the effect of a tiny change, and integers cannot change a little "
+                        "(use .float())")
     return data.detach()
 
 def _seed(root, grad, retain_graph):
-    "The gradient that `root.backward(grad)` starts from: `grad`, checked against `root`, or 1 for a scalar."
-    if not isinstance(retain_graph, bool): raise TypeError(f"retain_graph must be True or False, not {retain_graph!r}")
+    """The gradient that `root.backward(grad)` starts from: `grad`, checked against `root`, or 1 for
+    a scalar."""
+    if not isinstance(retain_graph, bool):
+        raise TypeError(f"retain_graph must be True or False, not {retain_graph!r}")
     if not root.requires_grad:
-        raise RuntimeError("this tensor does not require grad, so there is nothing to backpropagate: no tensor "
-                           "it came from has requires_grad=True, or it was computed inside no_grad()")
+        raise RuntimeError("this tensor does not require grad, so there is nothing to "
+                           "backpropagate: no tensor "
+                           "it came from has requires_grad=True, or it was computed inside "
+                           "no_grad()")
     if grad is None:
         if root.data.numel() != 1:
-            raise ValueError(f"backward() without grad needs a scalar (a loss), but this tensor has shape "
-                             f"{tuple(root.shape)}: pass grad, the gradient with respect to it, of that shape")
+            raise ValueError(f"backward() without grad needs a scalar (a loss), but this tensor "
+                             "has shape "
+                             f"{tuple(root.shape)}: pass grad, the gradient with respect to it, of "
+                             "that shape")
         return torch.ones_like(root.data)
-    dims = " ".join(f"d{i}" for i in range(root.data.ndim))   # grad: the tensor's shape, dtype and device
-    check_shapes("backward", tensor=(root.data, dims), grad=(grad, dims))
+    # grad: the tensor's shape, dtype and device
+    dims = " ".join(f"d{i}" for i in range(root.data.ndim))
+    check_shapes("backward", grad=(grad, dims), tensor=(root.data, dims))
     return grad.detach()
 
 def _fit(grad, t):
-    "A parent's gradient in the parent's shape (summing a broadcast back), dtype and device, as PyTorch gives it."
+    """A parent's gradient in the parent's shape (summing a broadcast back), dtype and device, as
+    PyTorch gives it."""
     if grad.shape != t.shape: grad = unbroadcast(grad, t.shape)
     return grad if grad.dtype == t.data.dtype and grad.device == t.data.device else grad.to(t.data)
 
 # %% ../nbs/09_autograd.ipynb #cf8a751f
-_FREED = ("backward through a graph a second time: the first backward freed it (and the tensors it saved); "
+_FREED = ("backward through a graph a second time: the first backward freed it (and the tensors it "
+          "saved); "
           "call backward(retain_graph=True) the first time to keep it")
 
 def _freed(g): raise RuntimeError(_FREED)
 
 def _topological_order(root):
-    "The tensors `root` was made from that require grad, root first and each before the tensors it was made from."
+    """The tensors `root` was made from that require grad, root first and each before the tensors it
+    was made from."""
     order, seen, stack = [], set(), [(root, False)]
     while stack:
         node, parents_done = stack.pop()
@@ -132,21 +155,25 @@ def _topological_order(root):
     return order[::-1]
 
 # %% ../nbs/09_autograd.ipynb #7e3dad68
-def _data(x): return x.data if isinstance(x, Tensor) else x   # a Tensor's numbers; a number as it is
+# a Tensor's numbers; a number as it is
+def _data(x): return x.data if isinstance(x, Tensor) else x
 
 def _describe(x):
-    "The shape, dtype and device of a (torch) tensor, or the type of anything else, for error messages."
+    """The shape, dtype and device of a (torch) tensor, or the type of anything else, for error
+    messages."""
     data = _data(x)
     if not isinstance(data, torch.Tensor): return f"a {type(x).__name__}"
     return f"shape {tuple(data.shape)} ({str(data.dtype).removeprefix('torch.')} on {data.device})"
 
 def _check_operand(other, symbol):
-    "Refuse an operand that is neither a Tensor, nor a torch tensor of real numbers, nor a real number."
+    """Refuse an operand that is neither a Tensor, nor a torch tensor of real numbers, nor a real
+    number."""
     data = _data(other)
     if isinstance(data, torch.Tensor) and not data.is_complex(): return
     if isinstance(data, numbers.Real) and not isinstance(data, bool): return
     what = f"a {data.dtype} tensor" if isinstance(data, torch.Tensor) else type(other).__name__
-    raise TypeError(f"the other operand of {symbol} must be a Tensor, a torch tensor of real numbers or a real number, "
+    raise TypeError(f"the other operand of {symbol} must be a Tensor, a torch tensor of real "
+                    "numbers or a real number, "
                     f"not {what}")
 
 def _add(self, other):
@@ -175,16 +202,20 @@ def _neg(self):
 def _pow(self, exponent):
     check_number(exponent, "exponent", finite=False)
     a = self.data
-    def backward(g):                                            # d(a^p)/da = p a^(p-1), and 0 for p = 0 (even at a = 0)
+    # d(a^p)/da = p a^(p-1), and 0 for p = 0 (even at a = 0)
+    def backward(g):
         return (g * exponent * a ** (exponent - 1) if exponent != 0 else torch.zeros_like(g),)
     return _result(a ** exponent, (self,), backward, f"** {exponent}")
 
 def _rpow(self, base):
-    raise TypeError(f"a Tensor as the exponent ({type(base).__name__} ** Tensor) is not supported: the engine "
-                    "differentiates t ** p for a number p; write (t * math.log(base)).exp() for base ** t")
+    raise TypeError(f"a Tensor as the exponent ({type(base).__name__} ** Tensor) is not supported: "
+                    "the engine "
+                    "differentiates t ** p for a number p; write (t * math.log(base)).exp() for "
+                    "base ** t")
 
 def _method(symbol, op, binary=False):
-    "`op` as a method: a binary one checks its other operand; torch's refusals become errors naming the call."
+    """`op` as a method: a binary one checks its other operand; torch's refusals become errors
+    naming the call."""
     @functools.wraps(op)
     def method(self, *args, **kwargs):
         if binary: _check_operand(args[0], symbol)
@@ -198,22 +229,26 @@ def _method(symbol, op, binary=False):
     return method
 
 def _attach(**methods):
-    "Make each function a method of Tensor under the given name (the name its signature and errors then show)."
+    """Make each function a method of Tensor under the given name (the name its signature and errors
+    then show)."""
     for name, f in methods.items():
         f.__name__, f.__qualname__ = name, f"Tensor.{name}"
         setattr(Tensor, name, f)
 
 _attach(__add__=_method("+", _add, True), __radd__=_method("+", _add, True),
         __sub__=_method("-", _sub, True),
-        __rsub__=_method("-", lambda self, other: _add(_neg(self), other), True),               # other - self
+        # other - self
+        __rsub__=_method("-", lambda self, other: _add(_neg(self), other), True),
         __mul__=_method("*", _mul, True), __rmul__=_method("*", _mul, True),
         __truediv__=_method("/", _truediv, True),
-        __rtruediv__=_method("/", lambda self, other: _mul(_pow(self, -1), other), True),       # other / self
+        # other / self
+        __rtruediv__=_method("/", lambda self, other: _mul(_pow(self, -1), other), True),
         __neg__=_method("neg", _neg), __pow__=_method("**", _pow), __rpow__=_rpow)
 
 # %% ../nbs/09_autograd.ipynb #d3ec6e6c
 def _ints(values, name, minimum):
-    "`values`, a tuple, list or torch.Size of ints, as a tuple of ints each at least `minimum`; otherwise an error naming `name`."
+    """`values`, a tuple, list or torch.Size of ints, as a tuple of ints each at least `minimum`;
+    otherwise an error naming `name`."""
     if not isinstance(values, (tuple, list, torch.Size)):
         raise TypeError(f"{name} must be a tuple of ints, not {type(values).__name__} ({values!r})")
     return tuple(check_int(v, name, minimum) for v in values)
@@ -221,12 +256,15 @@ def _ints(values, name, minimum):
 def unbroadcast(grad:torch.Tensor, # a gradient with the broadcast shape
                 shape:tuple, # the shape of the input that was broadcast to it
                ) -> torch.Tensor: # `grad` summed over the added and stretched dimensions, with shape `shape`
-    "Sum `grad` back to `shape`, the backward of broadcasting: over the leading dimensions it added and the size-1 ones it stretched."
+    """Sum `grad` back to `shape`, the backward of broadcasting: over the leading dimensions it
+    added and the size-1 ones it stretched."""
     check_tensor(grad, "grad"); shape = _ints(shape, "shape", 0)
     extra = grad.ndim - len(shape)
     if extra < 0 or any(n != 1 and n != m for n, m in zip(shape, grad.shape[extra:])):
-        raise ValueError(f"a gradient of shape {tuple(grad.shape)} cannot come from broadcasting shape {shape}: "
-                         "aligned at the right, each dimension of the shape must be 1 or equal to the gradient's")
+        raise ValueError(f"a gradient of shape {tuple(grad.shape)} cannot come from broadcasting "
+                         f"shape {shape}: "
+                         "aligned at the right, each dimension of the shape must be 1 or equal to "
+                         "the gradient's")
     stretched = [extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1]
     dims = [*range(extra), *stretched]
     return (grad.sum(dims, keepdim=True) if dims else grad).reshape(shape)
@@ -237,26 +275,32 @@ def _shape_of(x): return tuple(x.shape) if hasattr(x, "shape") else f"a {type(x)
 def _matmul(self, other):
     a, b = self.data, _data(other)
     if a.ndim < 2 or b.ndim < 2:
-        raise ValueError(f"@ takes matrices or batches of matrices (2-D or more), got shapes {_shape_of(self)} "
+        raise ValueError(f"@ takes matrices or batches of matrices (2-D or more), got shapes "
+                         f"{_shape_of(self)} "
                          f"and {_shape_of(other)}: reshape a vector to (1, n) or (n, 1) first")
-    def backward(g):                                            # chapter 4: grad a = g b^T, grad b = a^T g
+    # chapter 4: grad a = g b^T, grad b = a^T g
+    def backward(g):
         return (g @ b.mT if self.requires_grad else None, a.mT @ g if _needs_grad(other) else None)
     return _result(a @ b, (self, other), backward, "@")
 
 _attach(__matmul__=_method("@", _matmul, True),
-        __rmatmul__=_method("@", lambda self, other: _matmul(Tensor(other), self), True))   # other @ self
+        # other @ self
+        __rmatmul__=_method("@", lambda self, other: _matmul(Tensor(other), self), True))
 
 # %% ../nbs/09_autograd.ipynb #a0dc2762
 def _relu(self):
-    "max(x, 0), elementwise. Its gradient passes where x > 0 (and where x is NaN) and is 0 elsewhere, at 0 too, as in PyTorch."
+    """max(x, 0), elementwise. Its gradient passes where x > 0 (and where x is NaN) and is 0
+    elsewhere, at 0 too, as in PyTorch."""
     out = self.data.clamp_min(0)
-    def backward(g): return (g.masked_fill(out <= 0, 0),)      # g where the ReLU passed its input, 0 where it cut it
+    # g where the ReLU passed its input, 0 where it cut it
+    def backward(g): return (g.masked_fill(out <= 0, 0),)
     return _result(out, (self,), backward, "relu")
 
 def _exp(self):
     "e^x, elementwise."
     out = self.data.exp()
-    def backward(g): return (g * out,)                          # d e^x / dx = e^x: the output itself
+    # d e^x / dx = e^x: the output itself
+    def backward(g): return (g * out,)
     return _result(out, (self,), backward, "exp")
 
 def _log(self):
@@ -269,33 +313,44 @@ _attach(relu=_method("relu", _relu), exp=_method("exp", _exp), log=_method("log"
 
 # %% ../nbs/09_autograd.ipynb #4aaf8b92
 def _check_dims(dim, ndim, many=True):
-    "`dim` (an int; if `many`, also a tuple or list of ints, or None: all) as a sorted tuple of dims from 0."
+    """`dim` (an int; if `many`, also a tuple or list of ints, or None: all) as a sorted tuple of
+    dims from 0."""
     if many and dim is None: return tuple(range(ndim))
-    size = max(ndim, 1)                                         # a 0-d tensor has dim 0 (or -1), as in PyTorch
+    # a 0-d tensor has dim 0 (or -1), as in PyTorch
+    size = max(ndim, 1)
     dims = [check_int(d, "dim", -size) for d in (dim if many and isinstance(dim, (tuple, list)) else (dim,))]
-    if any(d >= size for d in dims): raise ValueError(f"dim must be from {-size} to {size - 1}, got {dim!r}")
-    if len({d % size for d in dims}) < len(dims): raise ValueError(f"dim names a dimension twice: {dim!r}")
-    return tuple(sorted(d % size for d in dims)) if dims else tuple(range(ndim))   # (): all, as in PyTorch
+    if any(d >= size for d in dims):
+        raise ValueError(f"dim must be from {-size} to {size - 1}, got {dim!r}")
+    if len({d % size for d in dims}) < len(dims):
+        raise ValueError(f"dim names a dimension twice: {dim!r}")
+    # (): all, as in PyTorch
+    return tuple(sorted(d % size for d in dims)) if dims else tuple(range(ndim))
 
 def _kept_shape(shape, dims):
-    "The shape of a sum of a `shape` tensor over `dims` (a tuple from `_check_dims`) with keepdim=True."
+    """The shape of a sum of a `shape` tensor over `dims` (a tuple from `_check_dims`) with
+    keepdim=True."""
     return [1 if i in dims else n for i, n in enumerate(shape)]
 
 def _sum(self, dim=None, keepdim=False):
-    "The sum over `dim` (an int or a tuple of ints; None: all entries), keeping it with size 1 if `keepdim`."
+    """The sum over `dim` (an int or a tuple of ints; None: all entries), keeping it with size 1 if
+    `keepdim`."""
     shape, dims = self.data.shape, _check_dims(dim, self.data.ndim)
-    def backward(g): return (g.reshape(_kept_shape(shape, dims)).expand(shape),)   # g to every summed entry
+    # g to every summed entry
+    def backward(g): return (g.reshape(_kept_shape(shape, dims)).expand(shape),)
     return _result(self.data.sum(dim=dims, keepdim=keepdim), (self,), backward, "sum")
 
 def _mean(self, dim=None, keepdim=False):
-    "The mean over `dim` (an int or a tuple of ints; None: all entries), keeping it with size 1 if `keepdim`."
+    """The mean over `dim` (an int or a tuple of ints; None: all entries), keeping it with size 1 if
+    `keepdim`."""
     shape, dims = self.data.shape, _check_dims(dim, self.data.ndim)
-    count = math.prod(shape[d] for d in dims if d < len(shape))   # how many entries each mean averages
+    # how many entries each mean averages
+    count = math.prod(shape[d] for d in dims if d < len(shape))
     def backward(g): return ((g / count).reshape(_kept_shape(shape, dims)).expand(shape),)
     return _result(self.data.mean(dim=dims, keepdim=keepdim), (self,), backward, "mean")
 
 def _reshape(self, *shape):
-    "The same entries in a new shape: `t.reshape(2, 3)` or `t.reshape((2, 3))`; -1 stands for the size that fits."
+    """The same entries in a new shape: `t.reshape(2, 3)` or `t.reshape((2, 3))`; -1 stands for the
+    size that fits."""
     shape, old = _ints(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)) else shape, "shape", -1), self.shape
     def backward(g): return (g.reshape(old),)
     return _result(self.data.reshape(shape), (self,), backward, "reshape")
@@ -303,7 +358,8 @@ def _reshape(self, *shape):
 def _transpose(self):
     "The dimensions in reverse order: the transpose, for a matrix."
     dims = tuple(reversed(range(self.data.ndim)))
-    def backward(g): return (g.permute(dims),)                  # reversing twice gives the original order
+    # reversing twice gives the original order
+    def backward(g): return (g.permute(dims),)
     return _result(self.data.permute(dims), (self,), backward, "T")
 
 _attach(sum=_method("sum", _sum), mean=_method("mean", _mean), reshape=_method("reshape", _reshape))
@@ -314,7 +370,8 @@ def _log_softmax(self, dim=-1):
     "log(softmax(x)) along `dim`, computed stably (chapter 6) as one operation."
     (dim,) = _check_dims(dim, self.data.ndim, many=False)
     out = self.data.log_softmax(dim)
-    def backward(g): return (g - out.exp() * g.sum(dim, keepdim=True),)   # softmax = exp(log_softmax)
+    # softmax = exp(log_softmax)
+    def backward(g): return (g - out.exp() * g.sum(dim, keepdim=True),)
     return _result(out, (self,), backward, "log_softmax")
 
 _attach(log_softmax=_method("log_softmax", _log_softmax))
@@ -322,35 +379,47 @@ _attach(log_softmax=_method("log_softmax", _log_softmax))
 # %% ../nbs/09_autograd.ipynb #c42ea4ce
 @contextlib.contextmanager
 def no_grad():
-    "Inside `with no_grad():`, operations record no graph: their results do not require grad (for evaluation)."
+    """Inside `with no_grad():`, operations record no graph: their results do not require grad (for
+    evaluation)."""
     previous, _GradMode.enabled = _GradMode.enabled, False
     try: yield
     finally: _GradMode.enabled = previous
 
 # %% ../nbs/09_autograd.ipynb #92b8214c
 def _backward_edges(root):
-    "The edges (parent, tensor) of `root`'s graph that gradients flow along, in the order backward computes them."
+    """The edges (parent, tensor) of `root`'s graph that gradients flow along, in the order backward
+    computes them."""
     return [(p, node) for node in _topological_order(root) for p in node._parents if _needs_grad(p)]
 
 def draw_graph(root:Tensor, # the tensor whose graph to draw (before its backward, or after backward(retain_graph=True))
                names:dict|None=None, # labels for some tensors, {tensor: "w"}; the others are labelled with their shape
                ax=None, # a matplotlib Axes to draw on (default: a new figure)
               ): # the matplotlib Axes
-    "Draw `root`'s graph (meant for graphs of tens of tensors): tensors as boxes, operations as circles, edges numbered in backward's order."
-    import matplotlib.pyplot as plt                             # only here: the engine itself never needs matplotlib
+    """Draw `root`'s graph (meant for graphs of tens of tensors): tensors as boxes, operations as
+    circles, edges numbered in backward's order."""
+    # only here: the engine itself never needs matplotlib
+    import matplotlib.pyplot as plt
     from matplotlib.axes import Axes
-    if not isinstance(root, Tensor): raise TypeError(f"root must be a Tensor, not {type(root).__name__}")
-    if not isinstance(names, (dict, type(None))): raise TypeError(f"names must be a dict {{tensor: label}} or None, not {type(names).__name__}")
-    if not isinstance(ax, (Axes, type(None))): raise TypeError(f"ax must be a matplotlib Axes or None, not {type(ax).__name__}")
+    if not isinstance(root, Tensor):
+        raise TypeError(f"root must be a Tensor, not {type(root).__name__}")
+    if not isinstance(names, (dict, type(None))):
+        raise TypeError(f"names must be a dict {{tensor: label}} or None, not "
+                        f"{type(names).__name__}")
+    if not isinstance(ax, (Axes, type(None))):
+        raise TypeError(f"ax must be a matplotlib Axes or None, not {type(ax).__name__}")
     names = names or {}
-    column = {root: 0}                                          # the root in column 0, its operation in 1, its parents in 2...
-    for node in _topological_order(root):                       # each tensor after all the tensors made from it
+    # the root in column 0, its operation in 1, its parents in 2...
+    column = {root: 0}
+    # each tensor after all the tensors made from it
+    for node in _topological_order(root):
         for p in node._parents:
             if isinstance(p, Tensor): column[p] = max(column.get(p, 0), column[node] + 2)
-    ops = [("op", t) for t in column if t._parents]             # an operation sits between its output and its inputs
+    # an operation sits between its output and its inputs
+    ops = [("op", t) for t in column if t._parents]
     def column_of(item): return column[item[1]] + 1 if isinstance(item, tuple) else column[item]
     where, n_columns = {}, max(column.values()) + 1
-    for col in range(n_columns):                                # stack each column's items, centred on y = 0
+    # stack each column's items, centred on y = 0
+    for col in range(n_columns):
         here = [item for item in [*column, *ops] if column_of(item) == col]
         for row, item in enumerate(here): where[item] = (-col, (len(here) - 1) / 2 - row)
     if ax is None:
@@ -371,7 +440,8 @@ def draw_graph(root:Tensor, # the tensor whose graph to draw (before its backwar
         arrow(op, t, "0.3")
         for p in t._parents:
             if isinstance(p, Tensor): arrow(p, op, "0.3" if p.requires_grad else "0.75")
-    for k, (p, t) in enumerate(_backward_edges(root), 1):       # the number of each edge a gradient travels
+    # the number of each edge a gradient travels
+    for k, (p, t) in enumerate(_backward_edges(root), 1):
         (x0, y0), (x1, y1) = where[p], where[("op", t)]
         ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.1, str(k), color="white", fontsize=8, ha="center", va="center",
                 bbox=dict(boxstyle="circle,pad=0.15", fc="#c0392b", ec="none"))
@@ -382,31 +452,39 @@ def draw_graph(root:Tensor, # the tensor whose graph to draw (before its backwar
 
 # %% ../nbs/09_autograd.ipynb #6a78e29e
 def _check_classification(logits, targets):
-    "Check floating scores `logits` (n, n_classes) and int64 class indices `targets` (n,), n >= 1; return n."
-    if not isinstance(logits, Tensor): raise TypeError(f"logits must be a Tensor, not {type(logits).__name__}")
+    """Check floating scores `logits` (n, n_classes) and int64 class indices `targets` (n,), n >= 1;
+    return n."""
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"logits must be a Tensor, not {type(logits).__name__}")
     check_tensor(logits.data, "logits", floating=True)
     n = check_shapes("cross_entropy", same_dtype=False, logits=(logits.data, "n n_classes"), targets=(targets, "n"))["n"]
-    if targets.dtype != torch.int64: raise TypeError(f"targets must hold class indices as int64, not {targets.dtype}")
-    if targets.device.type == "meta": low, high = 0, 0             # a meta tensor has no numbers to check
+    if targets.dtype != torch.int64:
+        raise TypeError(f"targets must hold class indices as int64, not {targets.dtype}")
+    # a meta tensor has no numbers to check
+    if targets.device.type == "meta": low, high = 0, 0
     else: low, high = (v.item() for v in targets.aminmax()) if n else (0, 0)
     if n == 0 or low < 0 or high >= logits.shape[1]:
-        raise ValueError(f"targets must be class indices from 0 to {logits.shape[1] - 1} for {n} rows (at least one); "
+        raise ValueError(f"targets must be class indices from 0 to {logits.shape[1] - 1} for {n} "
+                         "rows (at least one); "
                          f"got {n} targets from {low} to {high}")
     return n
 
 def cross_entropy(logits:Tensor, # scores, shape (n, n_classes), floating point
                   targets:torch.Tensor, # the correct class of each row: a torch int64 tensor of class indices, shape (n,)
                  ) -> Tensor: # the mean over the rows of -log softmax(logits)[i, targets[i]], a scalar
-    "Cross-entropy as two operations: `log_softmax`, then the mean negative log-probability of each row's class."
+    """Cross-entropy as two operations: `log_softmax`, then the mean negative log-probability of
+    each row's class."""
     n = _check_classification(logits, targets)
     log_probs = logits.log_softmax(-1)
-    rows = targets[:, None]                                     # (n, 1): the column to pick in each row
+    # (n, 1): the column to pick in each row
+    rows = targets[:, None]
     def backward(g): return (torch.zeros_like(log_probs.data).scatter_(1, rows, (g / -n).expand(n, 1)),)
     return _result(log_probs.data.gather(1, rows).mean().neg(), (log_probs,), backward, "nll")
 
 # %% ../nbs/09_autograd.ipynb #9c4551a5
 def _pairs(*values):
-    "Strides and paddings that `conv2d_unfold` accepted (ints, or pairs of ints) as pairs of Python ints."
+    """Strides and paddings that `conv2d_unfold` accepted (ints, or pairs of ints) as pairs of
+    Python ints."""
     return [tuple(map(int, v)) if isinstance(v, (tuple, list)) else (int(v), int(v)) for v in values]
 
 def conv2d(x:Tensor, # images, shape (N, C_in, H, W)
@@ -415,21 +493,27 @@ def conv2d(x:Tensor, # images, shape (N, C_in, H, W)
            stride:int|tuple[int, int]=1, # step between patches: an int, or (sH, sW)
            padding:int|tuple[int, int]=0, # zeros added on each side: an int, or (pH, pW)
           ) -> Tensor: # feature maps, shape (N, C_out, H_out, W_out)
-    "2-D convolution as one operation: chapter 7's unfold-and-multiply forward, and its hand-derived backward (fold)."
+    """2-D convolution as one operation: chapter 7's unfold-and-multiply forward, and its hand-
+    derived backward (fold)."""
     for name, t in (("x", x), ("weight", weight), ("bias", bias)):
         if not isinstance(t, Tensor) and (t is not None or name != "bias"):
-            raise TypeError(f"{name} must be a Tensor{' or None' if name == 'bias' else ''}, not {type(t).__name__}")
+            raise TypeError(f"{name} must be a Tensor{' or None' if name == 'bias' else ''}, not "
+                            f"{type(t).__name__}")
     images, kernels = x.data, weight.data
-    out = conv2d_unfold(images, kernels, None if bias is None else bias.data, stride, padding)   # chapter 7
+    # chapter 7
+    out = conv2d_unfold(images, kernels, None if bias is None else bias.data, stride, padding)
     (n, c_out, h_out, w_out), kernel_size = out.shape, kernels.shape[2:]
-    stride, padding = _pairs(stride, padding)                              # checked by conv2d_unfold
+    # checked by conv2d_unfold
+    stride, padding = _pairs(stride, padding)
     def backward(g):
         G = g.reshape(n, c_out, h_out * w_out)                            # (N, C_out, L)
         W = kernels.reshape(c_out, kernels.shape[1:].numel())             # (C_out, K)
         grad_x = grad_w = grad_b = None
-        if x.requires_grad:                                               # fold: each pixel collects its copies
+        # fold: each pixel collects its copies
+        if x.requires_grad:
             grad_x = F.fold(W.T @ G, images.shape[2:], kernel_size, padding=padding, stride=stride)
-        if weight.requires_grad:                                          # the patches, unfolded again
+        # the patches, unfolded again
+        if weight.requires_grad:
             P = F.unfold(images, kernel_size, padding=padding, stride=stride)   # (N, K, L)
             grad_w = (G @ P.mT).sum(0).reshape(kernels.shape)
         if _needs_grad(bias): grad_b = G.sum((0, 2))

@@ -37,9 +37,17 @@ def _check_fits(fn, n_elements, like):
                          f"more than the {memory / 1e9:,.1f} GB of {like.device}: use a smaller "
                          "batch, padding or image")
 
+def _check_dense(**tensors):
+    "Sparse and other non-strided layouts have no patches to unfold: refuse them by name."
+    for name, t in tensors.items():
+        if t is not None and t.layout != torch.strided:
+            raise TypeError(f"{name} must be a dense tensor, not a {t.layout} one: "
+                            f"pass {name}.to_dense()")
+
 def _conv_geometry(fn, x, kernel_size, stride, padding):
     "Check a convolution's sizes; return (kH, kW), (sH, sW), (pH, pW) and (H_out, W_out)."
     check_shapes(fn, x=(x, "n c h w"))
+    _check_dense(x=x)
     n, c, h, w = x.shape
     kh, kw = _pair(kernel_size, "kernel_size", 1)
     (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
@@ -79,6 +87,7 @@ def _check_conv_args(x, weight, bias, stride, padding):
     tensors = dict(x=(x, "n c_in h w"), weight=(weight, "c_out c_in kh kw"))
     if bias is not None: tensors["bias"] = (bias, "c_out")
     check_shapes("conv2d_unfold", floating=True, **tensors)
+    _check_dense(weight=weight, bias=bias)
     return _conv_geometry("conv2d_unfold", x, tuple(weight.shape[2:]), stride, padding)
 
 # %% ../nbs/07_conv.ipynb #a8cbad90

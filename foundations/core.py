@@ -8,7 +8,7 @@ Docs: https://nn-foundations.github.io/foundations/core.html.md"""
 __all__ = ['check_tensor', 'check_shapes', 'check_int', 'check_number', 'check_column_or_vector', 'add_grad', 'zero_grads', 'upstream_grad']
 
 # %% ../nbs/00_core.ipynb #acbb1555
-import math, numbers, operator
+import functools, math, numbers, operator
 import torch
 
 # %% ../nbs/01_matmul.ipynb #cba9b246
@@ -33,17 +33,23 @@ def check_tensor(t, # the value to check
         raise ValueError(f"{name} must be a {allowed} tensor, but it has shape {shape}")
     return t
 
+@functools.lru_cache(maxsize=None)
+def _parse(pattern):
+    "A pattern such as '... n_in' as (dimensions, leading): names stay strings, sizes become ints."
+    dims = pattern.split()
+    leading = dims[:1] == ["..."]
+    return tuple(int(d) if d.isdigit() else d for d in dims[leading:]), leading
+
 def _bind(patterns, shapes):
     "Match shapes to patterns: (sizes of the named dimensions, None), or (None, what went wrong)."
     sizes, seen_in = {}, {}
-    for (name, dims), shape in zip(patterns.items(), shapes):
-        leading = dims[:1] == ["..."]
-        dims = dims[1:] if leading else dims
+    for (name, pattern), shape in zip(patterns.items(), shapes):
+        dims, leading = _parse(pattern)
         if len(shape) < len(dims) if leading else len(shape) != len(dims):
             return None, f"{name} must be {'at least ' if leading else ''}{len(dims)}-D"
         for dim, size in zip(dims, shape[len(shape) - len(dims):]):
-            if dim.isdigit():
-                if size != int(dim): return None, f"{name} must have size {dim} where it has {size}"
+            if isinstance(dim, int):
+                if size != dim: return None, f"{name} must have size {dim} where it has {size}"
             elif dim in sizes and sizes[dim] != size:
                 return None, f"{dim} is {sizes[dim]} in {seen_in[dim]} but {size} in {name}"
             else: sizes.setdefault(dim, size); seen_in.setdefault(dim, name)
@@ -57,6 +63,22 @@ def _transpose_hint(patterns, shapes):
                 return f" ({name} looks transposed: try {name}.T)"
     return ""
 
+def _shape_error(fn, args):
+    "The ValueError for tensors that do not fit their patterns: what was expected, what came, why."
+    patterns = {name: pattern for name, (_, pattern) in args.items()}
+    shapes = [tuple(t.shape) for t, _ in args.values()]
+    _, problem = _bind(patterns, shapes)
+    expected = ", ".join(f"{n} ({', '.join(p.split())}{',' if len(p.split()) == 1 else ''})"
+                         for n, p in patterns.items())
+    got = ", ".join(f"{n} {_shape_str(s)}" for n, s in zip(args, shapes))
+    return ValueError(f"{fn} expects {expected}; got {got}: {problem}" + _transpose_hint(patterns, shapes))
+
+def _mixed_error(fn, args, same_dtype):
+    "The ValueError for tensors on more than one device (or of more than one dtype)."
+    one = "one dtype and one device" if same_dtype else "one device"
+    got = ", ".join(f"{n} {t.dtype} on {t.device}" for n, (t, _) in args.items())
+    return ValueError(f"{fn} needs {', '.join(args)} on {one}; got {got}")
+
 def check_shapes(fn:str, # the name of the calling function, used in the message
                  /,
                  *,
@@ -65,20 +87,19 @@ def check_shapes(fn:str, # the name of the calling function, used in the message
                  **args, # name=(tensor, "pattern"): dimension names, "..." for any leading ones
                 ) -> dict: # the size of each named dimension
     "Check that tensors fit shape patterns like `w=(w, 'n_in n_out')`; return the sizes."
-    for name, (t, _) in args.items(): check_tensor(t, name, floating=floating)
-    patterns = {name: pattern.split() for name, (_, pattern) in args.items()}
-    shapes = [tuple(t.shape) for t, _ in args.values()]
-    sizes, problem = _bind(patterns, shapes)
-    if problem:
-        expected = ", ".join(f"{n} {_shape_str(p)}".replace("'", "") for n, p in patterns.items())
-        got = ", ".join(f"{n} {_shape_str(s)}" for n, s in zip(args, shapes))
-        raise ValueError(f"{fn} expects {expected}; got {got}: {problem}"
-                         + _transpose_hint(patterns, shapes))
-    tensors = [t for t, _ in args.values()]
-    if len({t.device for t in tensors}) > 1 or (same_dtype and len({t.dtype for t in tensors}) > 1):
-        one = "one dtype and one device" if same_dtype else "one device"
-        got = ", ".join(f"{n} {t.dtype} on {t.device}" for n, (t, _) in args.items())
-        raise ValueError(f"{fn} needs {', '.join(args)} on {one}; got {got}")
+    sizes, first = {}, None
+    for name, (t, pattern) in args.items():   # the fast path: messages are built only on failure
+        if not isinstance(t, torch.Tensor) or (floating and not t.is_floating_point()):
+            check_tensor(t, name, floating=floating)
+        dims, leading = _parse(pattern)
+        shape = t.shape
+        if len(shape) < len(dims) if leading else len(shape) != len(dims): raise _shape_error(fn, args)
+        for dim, size in zip(dims, shape[len(shape) - len(dims):]):
+            if (size != dim) if isinstance(dim, int) else (sizes.setdefault(dim, size) != size):
+                raise _shape_error(fn, args)
+        if first is None: first = t
+        elif t.device != first.device or (same_dtype and t.dtype != first.dtype):
+            raise _mixed_error(fn, args, same_dtype)
     return sizes
 
 def check_int(n, # the value to check: an int, a NumPy integer or a 0-d integer tensor

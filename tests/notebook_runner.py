@@ -51,8 +51,10 @@ def run_notebooks(paths, workers=None, on_result=None):
     paths = [Path(p).resolve() for p in paths]
     workers = workers or default_workers(len(paths))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+    else: ctx = mp.get_context("spawn")  # Windows: each notebook's process imports torch itself
     pending, running, results = list(paths), {}, {}
     while pending or running:
         while pending and len(running) < workers:

@@ -84,6 +84,15 @@ def test_edge_shapes_and_views():
         assert judge(C.unfold_loops, bad, 1, names=("x ",))[0] == "error"
 
 
+def test_sparse_layouts():
+    "Sparse images or kernels have no patches to unfold: refused by name, with the fix."
+    x, w = images(1, 2, 4, 4), torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    for args, name in (((x.to_sparse(), w), "x "), ((x, w.to_sparse()), "weight "),
+                       ((x, w, torch.zeros(3, dtype=torch.float64).to_sparse()), "bias ")):
+        assert judge(C.conv2d_unfold, *args, names=(name,))[0] == "error"
+    assert judge(C.unfold_loops, x.to_sparse(), 2, names=("x ",))[0] == "error"
+
+
 def test_nan_inf_and_aliasing():
     "NaN and inf flow through as F.conv2d's do; x and weight may be one tensor."
     x = images(1, 2, 4, 4)

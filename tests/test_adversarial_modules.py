@@ -172,12 +172,13 @@ def test_linear_layer_with_a_bad_size(bad, side):
 
 
 def test_linear_layer_sizes_options_and_huge_sizes():
-    "NumPy integer sizes are accepted; bad dtype and init are refused; Xavier init gives Xavier's scale."
+    "NumPy sizes are accepted; bad dtype, init and huge sizes are refused; Xavier init gives Xavier's scale."
     layer = M.LinearLayer(np.int64(3), np.int32(2))
     record_correct(layer.weight.shape == (2, 3), "np.int64 sizes")
     for kwargs, names in (({"dtype": torch.int64}, ("dtype",)), ({"init": "xavier"}, ("init",)),
                           ({"init": None}, ("init",))):
         assert judge(M.LinearLayer, 3, 2, names=names, **kwargs)[0] == "error"
+    assert judge(M.LinearLayer, 2 ** 40, 2 ** 40, names=("n_in",))[0] == "error"   # refused before allocating
     wide = M.LinearLayer(2000, 300, init=xavier_init, generator=torch.Generator().manual_seed(0))
     record_correct(abs(wide.weight.std().item() * 2000 ** 0.5 - 1) < 0.02, "Xavier scale")
     record_correct(wide.bias.abs().max().item() == 0, "zero bias")

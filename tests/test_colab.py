@@ -147,7 +147,7 @@ class ColabReport:
     "Closing section of pytest's report: the time of each simulated notebook, and what pip installed."
     def __init__(self):
         self.lines, self.results, self.start, self.end = [], {}, time.perf_counter(), None
-        self.cpu_start, self.cpu = cpu_seconds(), None
+        self.cpu_start, self.cpu, self.cleaned = cpu_seconds(), None, None
 
     def pytest_terminal_summary(self, terminalreporter):
         if not self.results: return
@@ -161,6 +161,8 @@ class ColabReport:
         end = self.end or time.perf_counter()
         write(f"{end - self.start:8.1f} s  the whole simulation ({len(self.results)} notebooks, "
               f"{WORKERS} at a time, wheel and base environment included)")
+        if self.cleaned:
+            write(f"{self.cleaned - self.start:8.1f} s  ... and the copies deleted")
         if self.cpu is not None:
             write(f"{self.cpu:8.1f} s  CPU time of it (user + system, every process): the wall time "
                   f"on {WORKERS} idle cores is about half of this")
@@ -205,6 +207,7 @@ def colab(request, tmp_path_factory):
     yield wheel, futures
     pool.shutdown(wait=True, cancel_futures=True)
     cleaner.shutdown(wait=True)
+    report.cleaned = time.perf_counter()
 
 
 @pytest.mark.colab

@@ -4,7 +4,15 @@ With Quarto on PATH this runs nbdev's own `nbdev-docs`: the real site. Without Q
 plain preview of the same pages: nbdev processes the notebooks exactly as it would for Quarto
 (into `_proc/`), pandoc renders each processed notebook to one self-contained HTML page (math as
 MathML, figures embedded), and this script only puts the pages in chapter order (the list in
-`nbs/sidebar.yml`) and adds that list to the top of every page.
+`nbs/sidebar.yml`, folders such as `exercises/` kept) and adds that list to the top of every page.
+
+What Quarto does with the chapters' cell options the preview does too (`prepare_notebook` and the
+pandoc filter `site_links.lua`): `#| echo: false` shows only the output, `#| output: asis` puts
+the output on the page as Markdown, `#| code-fold: true` with `#| code-summary: "..."` puts the code
+in a `<details>` that starts closed (nbdev's `code-fold: show` on exported code: open), and Quarto
+callouts (`::: {.callout-note collapse="true"}` ... `:::`, titled by `title="..."` or a heading on
+their first line) become boxes, the collapsible ones `<details>`. Long code lines wrap
+(`preview.css`; Quarto: `code-overflow: wrap` in `nbs/_quarto.yml`).
 
 Run from the repository root, after `pip install -e ".[dev]"`:
 
