@@ -23,20 +23,23 @@ class _GradMode:
 
 # %% ../nbs/09_autograd.ipynb #389c8d3d
 class Tensor:
-    """A tensor that remembers how it was made, so that `backward` can compute gradients for everything it came from.
+    """A tensor that remembers how it was made, so that `backward` can compute gradients for
+    everything it came from.
 
-    By design, as a small engine: the data of a leaf is kept, not copied, and an in-place change to it after a
-    forward pass is not detected; two leaves made from the same (or overlapping) torch tensors are separate leaves,
-    each with its own gradient; the numbers are real (no bool or complex data)."""
+    By design, as a small engine: the data of a leaf is kept, not copied, and an in-place change
+    to it after a forward pass is not detected; two leaves made from the same (or overlapping)
+    torch tensors are separate leaves, each with its own gradient; the numbers are real (no bool
+    or complex data)."""
     __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_op")
     # NumPy leaves `array * tensor` to Tensor's own operators (and their checks)
     __array_ufunc__ = None
 
     def __init__(self,
-                 data, # a torch tensor (kept, not copied), or a number or nested list (made a tensor of the default dtype)
+                 data, # a torch tensor (kept, not copied), or numbers (made the default dtype)
                  requires_grad:bool=False, # should backward compute a gradient for this tensor?
                 ):
-        self.data, self.grad, self.requires_grad = _leaf_data(data, requires_grad), None, requires_grad
+        self.data, self.requires_grad = _leaf_data(data, requires_grad), requires_grad
+        self.grad = None
         self._parents, self._backward, self._op = (), None, ""
 
     @property
@@ -45,13 +48,14 @@ class Tensor:
         return self.data.shape
 
     def __repr__(self):
-        extra = f", op={self._op!r}" if self._op else ", requires_grad=True" if self.requires_grad else ""
+        extra = (f", op={self._op!r}" if self._op
+                 else ", requires_grad=True" if self.requires_grad else "")
         return f"Tensor({repr(self.data)[len('tensor('):-1]}{extra})"
 
     def backward(self,
-                 grad:torch.Tensor|None=None, # d loss / d self: self's shape, dtype and device; None means 1 (self must be a scalar)
-                 retain_graph:bool=False, # keep the graph, so that backward can run through it again
-                ) -> None: # the gradients are added into .grad of every tensor in the graph that requires grad
+                 grad:torch.Tensor|None=None, # d loss / d self, like self; None: 1 (self a scalar)
+                 retain_graph:bool=False, # keep the graph, for another backward through it
+                ) -> None: # gradients added into .grad of each tensor of the graph that requires grad
         """Backpropagate from `self`: add the gradient of `self` with respect to each tensor it came
         from into that tensor's `.grad`."""
         # each tensor's gradient so far, summed over its uses
@@ -77,7 +81,8 @@ def _result(data, parents, backward, op):
     out = Tensor.__new__(Tensor)
     out.data, out.grad = data, None
     out.requires_grad = _GradMode.enabled and any(map(_needs_grad, parents))
-    out._parents, out._backward, out._op = (parents, backward, op) if out.requires_grad else ((), None, "")
+    recorded = (parents, backward, op) if out.requires_grad else ((), None, "")
+    out._parents, out._backward, out._op = recorded
     return out
 
 # %% ../nbs/09_autograd.ipynb #5e1f0c2a
@@ -95,13 +100,11 @@ def _leaf_data(data, requires_grad):
                             f"not {type(data).__name__} ({e})") from None
     if data.is_complex() or data.dtype == torch.bool:
         raise TypeError(f"data must hold real numbers, not {data.dtype}: the engine differentiates "
-                        "real functions "
-                        "(for a mask, use .float())")
+                        "real functions (for a mask, use .float())")
     if requires_grad and not data.is_floating_point():
-        raise TypeError(f"only floating-point data can require grad, but data has dtype "
-                        f"{data.dtype}: a gradient "
-                        "measures the effect of a tiny change, and integers cannot change a little "
-                        "(use .float())")
+        raise TypeError(f"only floating-point data can require grad, but data has dtype {data.dtype}: "
+                        "a gradient measures the effect of a tiny change, and integers cannot "
+                        "change a little (use .float())")
     return data.detach()
 
 def _seed(root, grad, retain_graph):
@@ -111,15 +114,13 @@ def _seed(root, grad, retain_graph):
         raise TypeError(f"retain_graph must be True or False, not {retain_graph!r}")
     if not root.requires_grad:
         raise RuntimeError("this tensor does not require grad, so there is nothing to "
-                           "backpropagate: no tensor "
-                           "it came from has requires_grad=True, or it was computed inside "
-                           "no_grad()")
+                           "backpropagate: no tensor it came from has requires_grad=True, or it "
+                           "was computed inside no_grad()")
     if grad is None:
         if root.data.numel() != 1:
             raise ValueError(f"backward() without grad needs a scalar (a loss), but this tensor "
-                             "has shape "
-                             f"{tuple(root.shape)}: pass grad, the gradient with respect to it, of "
-                             "that shape")
+                             f"has shape {tuple(root.shape)}: pass grad, the gradient with "
+                             "respect to it, of that shape")
         return torch.ones_like(root.data)
     # grad: the tensor's shape, dtype and device
     dims = " ".join(f"d{i}" for i in range(root.data.ndim))
@@ -133,9 +134,8 @@ def _fit(grad, t):
     return grad if grad.dtype == t.data.dtype and grad.device == t.data.device else grad.to(t.data)
 
 # %% ../nbs/09_autograd.ipynb #cf8a751f
-_FREED = ("backward through a graph a second time: the first backward freed it (and the tensors it "
-          "saved); "
-          "call backward(retain_graph=True) the first time to keep it")
+_FREED = ("backward through a graph a second time: the first backward freed it (and the tensors "
+          "it saved); call backward(retain_graph=True) the first time to keep it")
 
 def _freed(g): raise RuntimeError(_FREED)
 
@@ -173,8 +173,7 @@ def _check_operand(other, symbol):
     if isinstance(data, numbers.Real) and not isinstance(data, bool): return
     what = f"a {data.dtype} tensor" if isinstance(data, torch.Tensor) else type(other).__name__
     raise TypeError(f"the other operand of {symbol} must be a Tensor, a torch tensor of real "
-                    "numbers or a real number, "
-                    f"not {what}")
+                    f"numbers or a real number, not {what}")
 
 def _add(self, other):
     def backward(g): return g, g                                # d(a + b)/da = d(a + b)/db = 1
@@ -209,9 +208,8 @@ def _pow(self, exponent):
 
 def _rpow(self, base):
     raise TypeError(f"a Tensor as the exponent ({type(base).__name__} ** Tensor) is not supported: "
-                    "the engine "
-                    "differentiates t ** p for a number p; write (t * math.log(base)).exp() for "
-                    "base ** t")
+                    "the engine differentiates t ** p for a number p; write "
+                    "(t * math.log(base)).exp() for base ** t")
 
 def _method(symbol, op, binary=False):
     """`op` as a method: a binary one checks its other operand; torch's refusals become errors
@@ -224,7 +222,8 @@ def _method(symbol, op, binary=False):
             if binary: call = f"{symbol} of {_describe(self)} and {_describe(args[0])}"
             else:
                 arguments = inspect.signature(op).bind(self, *args, **kwargs).arguments
-                call = f"{symbol}({', '.join(f'{k}={v!r}' for k, v in list(arguments.items())[1:])}) of {_describe(self)}"
+                given = ", ".join(f"{k}={v!r}" for k, v in list(arguments.items())[1:])
+                call = f"{symbol}({given}) of {_describe(self)}"
             raise ValueError(f"cannot compute {call}: {e}") from None
     return method
 
@@ -255,16 +254,15 @@ def _ints(values, name, minimum):
 
 def unbroadcast(grad:torch.Tensor, # a gradient with the broadcast shape
                 shape:tuple, # the shape of the input that was broadcast to it
-               ) -> torch.Tensor: # `grad` summed over the added and stretched dimensions, with shape `shape`
+               ) -> torch.Tensor: # `grad` summed over the added and stretched dims: shape `shape`
     """Sum `grad` back to `shape`, the backward of broadcasting: over the leading dimensions it
     added and the size-1 ones it stretched."""
     check_tensor(grad, "grad"); shape = _ints(shape, "shape", 0)
     extra = grad.ndim - len(shape)
     if extra < 0 or any(n != 1 and n != m for n, m in zip(shape, grad.shape[extra:])):
         raise ValueError(f"a gradient of shape {tuple(grad.shape)} cannot come from broadcasting "
-                         f"shape {shape}: "
-                         "aligned at the right, each dimension of the shape must be 1 or equal to "
-                         "the gradient's")
+                         f"shape {shape}: aligned at the right, each dimension of the shape must "
+                         "be 1 or equal to the gradient's")
     stretched = [extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1]
     dims = [*range(extra), *stretched]
     return (grad.sum(dims, keepdim=True) if dims else grad).reshape(shape)
@@ -276,8 +274,8 @@ def _matmul(self, other):
     a, b = self.data, _data(other)
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError(f"@ takes matrices or batches of matrices (2-D or more), got shapes "
-                         f"{_shape_of(self)} "
-                         f"and {_shape_of(other)}: reshape a vector to (1, n) or (n, 1) first")
+                         f"{_shape_of(self)} and {_shape_of(other)}: reshape a vector to (1, n) "
+                         "or (n, 1) first")
     # chapter 4: grad a = g b^T, grad b = a^T g
     def backward(g):
         return (g @ b.mT if self.requires_grad else None, a.mT @ g if _needs_grad(other) else None)
@@ -318,7 +316,8 @@ def _check_dims(dim, ndim, many=True):
     if many and dim is None: return tuple(range(ndim))
     # a 0-d tensor has dim 0 (or -1), as in PyTorch
     size = max(ndim, 1)
-    dims = [check_int(d, "dim", -size) for d in (dim if many and isinstance(dim, (tuple, list)) else (dim,))]
+    dims = dim if many and isinstance(dim, (tuple, list)) else (dim,)
+    dims = [check_int(d, "dim", -size) for d in dims]
     if any(d >= size for d in dims):
         raise ValueError(f"dim must be from {-size} to {size - 1}, got {dim!r}")
     if len({d % size for d in dims}) < len(dims):
@@ -351,7 +350,8 @@ def _mean(self, dim=None, keepdim=False):
 def _reshape(self, *shape):
     """The same entries in a new shape: `t.reshape(2, 3)` or `t.reshape((2, 3))`; -1 stands for the
     size that fits."""
-    shape, old = _ints(shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)) else shape, "shape", -1), self.shape
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)): shape = shape[0]
+    shape, old = _ints(shape, "shape", -1), self.shape
     def backward(g): return (g.reshape(old),)
     return _result(self.data.reshape(shape), (self,), backward, "reshape")
 
@@ -391,8 +391,8 @@ def _backward_edges(root):
     computes them."""
     return [(p, node) for node in _topological_order(root) for p in node._parents if _needs_grad(p)]
 
-def draw_graph(root:Tensor, # the tensor whose graph to draw (before its backward, or after backward(retain_graph=True))
-               names:dict|None=None, # labels for some tensors, {tensor: "w"}; the others are labelled with their shape
+def draw_graph(root:Tensor, # the tensor whose graph to draw (before backward, or with retain_graph)
+               names:dict|None=None, # labels for some tensors, {tensor: "w"}; the others: their shape
                ax=None, # a matplotlib Axes to draw on (default: a new figure)
               ): # the matplotlib Axes
     """Draw `root`'s graph (meant for graphs of tens of tensors): tensors as boxes, operations as
@@ -431,7 +431,8 @@ def draw_graph(root:Tensor, # the tensor whose graph to draw (before its backwar
     for t in column:
         label = names.get(t, str(tuple(t.shape)))
         colour = "#e6e6e6" if not t.requires_grad else "#dbe9f6" if t._parents else "#cfe8cf"
-        ax.text(*where[t], label, ha="center", va="center", fontsize=9, bbox=dict(boxstyle="round,pad=0.4", fc=colour, ec="0.4"))
+        ax.text(*where[t], label, ha="center", va="center", fontsize=9,
+                bbox=dict(boxstyle="round,pad=0.4", fc=colour, ec="0.4"))
     for op in ops:
         t = op[1]
         constants = " ".join(f"{p:g}" for p in t._parents if isinstance(p, (int, float)))
@@ -443,7 +444,8 @@ def draw_graph(root:Tensor, # the tensor whose graph to draw (before its backwar
     # the number of each edge a gradient travels
     for k, (p, t) in enumerate(_backward_edges(root), 1):
         (x0, y0), (x1, y1) = where[p], where[("op", t)]
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.1, str(k), color="white", fontsize=8, ha="center", va="center",
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.1, str(k), color="white", fontsize=8,
+                ha="center", va="center",
                 bbox=dict(boxstyle="circle,pad=0.15", fc="#c0392b", ec="none"))
     xs, ys = zip(*where.values())
     ax.set(xlim=(min(xs) - 0.7, 0.7), ylim=(min(ys) - 0.6, max(ys) + 0.6))
@@ -457,7 +459,8 @@ def _check_classification(logits, targets):
     if not isinstance(logits, Tensor):
         raise TypeError(f"logits must be a Tensor, not {type(logits).__name__}")
     check_tensor(logits.data, "logits", floating=True)
-    n = check_shapes("cross_entropy", same_dtype=False, logits=(logits.data, "n n_classes"), targets=(targets, "n"))["n"]
+    n = check_shapes("cross_entropy", same_dtype=False,
+                     logits=(logits.data, "n n_classes"), targets=(targets, "n"))["n"]
     if targets.dtype != torch.int64:
         raise TypeError(f"targets must hold class indices as int64, not {targets.dtype}")
     # a meta tensor has no numbers to check
@@ -465,27 +468,28 @@ def _check_classification(logits, targets):
     else: low, high = (v.item() for v in targets.aminmax()) if n else (0, 0)
     if n == 0 or low < 0 or high >= logits.shape[1]:
         raise ValueError(f"targets must be class indices from 0 to {logits.shape[1] - 1} for {n} "
-                         "rows (at least one); "
-                         f"got {n} targets from {low} to {high}")
+                         f"rows (at least one); got {n} targets from {low} to {high}")
     return n
 
 def cross_entropy(logits:Tensor, # scores, shape (n, n_classes), floating point
-                  targets:torch.Tensor, # the correct class of each row: a torch int64 tensor of class indices, shape (n,)
-                 ) -> Tensor: # the mean over the rows of -log softmax(logits)[i, targets[i]], a scalar
+                  targets:torch.Tensor, # each row's correct class: torch int64 indices, shape (n,)
+                 ) -> Tensor: # the mean over rows of -log softmax(logits)[i, targets[i]], a scalar
     """Cross-entropy as two operations: `log_softmax`, then the mean negative log-probability of
     each row's class."""
     n = _check_classification(logits, targets)
     log_probs = logits.log_softmax(-1)
     # (n, 1): the column to pick in each row
     rows = targets[:, None]
-    def backward(g): return (torch.zeros_like(log_probs.data).scatter_(1, rows, (g / -n).expand(n, 1)),)
+    def backward(g):                                            # -g/n at each row's class, 0 elsewhere
+        return (torch.zeros_like(log_probs.data).scatter_(1, rows, (g / -n).expand(n, 1)),)
     return _result(log_probs.data.gather(1, rows).mean().neg(), (log_probs,), backward, "nll")
 
 # %% ../nbs/09_autograd.ipynb #9c4551a5
 def _pairs(*values):
     """Strides and paddings that `conv2d_unfold` accepted (ints, or pairs of ints) as pairs of
     Python ints."""
-    return [tuple(map(int, v)) if isinstance(v, (tuple, list)) else (int(v), int(v)) for v in values]
+    return [tuple(map(int, v)) if isinstance(v, (tuple, list)) else (int(v), int(v))
+            for v in values]
 
 def conv2d(x:Tensor, # images, shape (N, C_in, H, W)
            weight:Tensor, # kernels, shape (C_out, C_in, kH, kW)
@@ -493,8 +497,8 @@ def conv2d(x:Tensor, # images, shape (N, C_in, H, W)
            stride:int|tuple[int, int]=1, # step between patches: an int, or (sH, sW)
            padding:int|tuple[int, int]=0, # zeros added on each side: an int, or (pH, pW)
           ) -> Tensor: # feature maps, shape (N, C_out, H_out, W_out)
-    """2-D convolution as one operation: chapter 7's unfold-and-multiply forward, and its hand-
-    derived backward (fold)."""
+    """2-D convolution as one operation: chapter 7's unfold-and-multiply forward, and its
+    hand-derived backward (fold)."""
     for name, t in (("x", x), ("weight", weight), ("bias", bias)):
         if not isinstance(t, Tensor) and (t is not None or name != "bias"):
             raise TypeError(f"{name} must be a Tensor{' or None' if name == 'bias' else ''}, not "

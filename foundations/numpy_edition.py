@@ -162,8 +162,8 @@ def normalize(x:np.ndarray, # images shaped (..., channels, height, width), floa
     "Normalise images channel by channel: `(x[..., c, :, :] - mean[c]) / std[c]`, by broadcasting."
     mean, std = _per_channel(mean, "mean", x), _per_channel(std, "std", x)
     check_shapes("normalize", floating=True, x=(x, "... c h w"), mean=(mean, "c"), std=(std, "c"))
-    if not (std > 0).all(): raise ValueError(f"std must be positive in {x.dtype}, got "
-                                             f"{std.tolist()}")
+    if not (std > 0).all():
+        raise ValueError(f"std must be positive in {x.dtype}, got {std.tolist()}")
     return (x - mean[:, None, None]) / std[:, None, None]   # (c, 1, 1) lines up with the channels
 
 # %% ../nbs/08_numpy_edition.ipynb #9dbdb135
@@ -250,8 +250,8 @@ def _normal_weights(n_in, n_out, std_of_fan_in, rng, dtype):
     "Normal weights of shape (n_in, n_out) with standard deviation `std_of_fan_in(n_in)`."
     n_in, n_out = check_int(n_in, "n_in"), check_int(n_out, "n_out")
     dtype = np.dtype(np.float64 if dtype is None else dtype)
-    if not np.issubdtype(dtype, np.floating): raise TypeError("weights need a floating-point "
-                                                              f"dtype, got {dtype}")
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"weights need a floating-point dtype, got {dtype}")
     w = _check_rng(rng).standard_normal((n_in, n_out))
     w *= std_of_fan_in(n_in)
     return w.astype(dtype, copy=False)
@@ -350,12 +350,11 @@ def upstream_grad(out:np.ndarray, # the output of a step, whose .g the step afte
     g = getattr(check_array(out, "out"), "g", None)
     if g is None:
         raise ValueError(f"{fn_name} needs out.g, the gradient of the loss with respect to this "
-                         "step's "
-                         "output; call the gradient function of the step after this one first")
-    if not isinstance(g, np.ndarray): raise TypeError("out.g must be a numpy.ndarray, not "
-                                                      f"{type(g).__name__}")
-    if g.shape != out.shape: raise ValueError(f"out.g has shape {g.shape} but out has shape "
-                                              f"{out.shape}")
+                         "step's output; call the gradient function of the step after this one first")
+    if not isinstance(g, np.ndarray):
+        raise TypeError(f"out.g must be a numpy.ndarray, not {type(g).__name__}")
+    if g.shape != out.shape:
+        raise ValueError(f"out.g has shape {g.shape} but out has shape {out.shape}")
     if g.dtype != out.dtype:
         raise ValueError(f"out.g is {g.dtype} but out is {out.dtype}: a gradient has the dtype of "
                          "its array")
@@ -397,7 +396,7 @@ def _checked_upstream(fn, /, **args):
     "Check a step's arrays, name=(array, pattern), '...': out's leading dimensions; return out.g."
     out, out_pattern = args["out"]
     n_lead = check_array(out, "out").ndim - len(out_pattern.replace("...", "").split())
-    lead = "n" if n_lead == 1 else " ".join(f"n{k + 1}" for k in range(n_lead))
+    lead = "n" if n_lead == 1 else .join(f"n{k + 1}" for k in range(n_lead))
     patterns = {name: (t, p.replace("...", lead)) for name, (t, p) in args.items()}
     check_shapes(fn, floating=True, **patterns)
     _refuse_aliasing(fn, **{name: t for name, (t, _) in args.items()})
@@ -500,8 +499,8 @@ def _perturbable(x, eps):
                          "memory (one made by as_strided, say), so moving one would move others; "
                          "let f read "
                          "a copy (x.copy()) and pass that")
-    if not np.isfinite(x).all(): raise ValueError("x holds inf or NaN, where a finite difference "
-                                                  "means nothing")
+    if not np.isfinite(x).all():
+        raise ValueError("x holds inf or NaN, where a finite difference means nothing")
     if ((x + eps) - (x - eps) == 0).any():
         largest = float(np.abs(x).max())
         raise ValueError(f"eps={eps:g} is lost to rounding: at |x| = {largest:g} a float64 step of "
@@ -516,8 +515,8 @@ def numerical_grad(f, # a function of no arguments that reads `x` and returns a 
     """Central finite-difference gradient of the scalar `f()` with respect to `x`, moved in place.
 
     Every entry is put back exactly. Two calls of `f` per entry: a check for small arrays."""
-    if not callable(f): raise TypeError("f must be a function of no arguments, not a "
-                                        f"{type(f).__name__}")
+    if not callable(f):
+        raise TypeError(f"f must be a function of no arguments, not a {type(f).__name__}")
     eps = check_number(eps, "eps", positive=True)
     _perturbable(x, eps)
     grad = np.empty(x.shape, dtype=np.float64)
@@ -587,8 +586,8 @@ class Model:
 
     def backward(self):
         "Clear old `.g`, then set `.g` on the last call's input, weights and biases, loss first."
-        if not hasattr(self, "x"): raise RuntimeError("Model.backward() needs a forward pass "
-                                                      "first: call model(x, targ)")
+        if not hasattr(self, "x"):
+            raise RuntimeError("Model.backward() needs a forward pass first: call model(x, targ)")
         zero_grads(self.x, *self.params, *(layer.out for layer in self.layers))
         self.loss.backward()
         for layer in reversed(self.layers): layer.backward()
