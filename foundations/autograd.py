@@ -23,8 +23,7 @@ class _GradMode:
 
 # %% ../nbs/09_autograd.ipynb #389c8d3d
 class Tensor:
-    """A tensor that remembers how it was made, so that `backward` can compute gradients for
-    everything it came from.
+    """A tensor that remembers how it was made, so that `backward` can compute its gradients.
 
     By design, as a small engine: the data of a leaf is kept, not copied, and an in-place change
     to it after a forward pass is not detected; two leaves made from the same (or overlapping)
@@ -55,9 +54,8 @@ class Tensor:
     def backward(self,
                  grad:torch.Tensor|None=None, # d loss / d self, like self; None: 1 (self a scalar)
                  retain_graph:bool=False, # keep the graph, for another backward through it
-                ) -> None: # gradients added into .grad of each tensor of the graph that requires grad
-        """Backpropagate from `self`: add the gradient of `self` with respect to each tensor it came
-        from into that tensor's `.grad`."""
+                ) -> None: # gradients added into .grad of each graph tensor that requires grad
+        "Backpropagate from `self`: add d self / d t into `t.grad` for each tensor t it came from."
         # each tensor's gradient so far, summed over its uses
         grads = {self: _seed(self, grad, retain_graph)}
         # every tensor before the tensors it was made from
@@ -102,9 +100,9 @@ def _leaf_data(data, requires_grad):
         raise TypeError(f"data must hold real numbers, not {data.dtype}: the engine differentiates "
                         "real functions (for a mask, use .float())")
     if requires_grad and not data.is_floating_point():
-        raise TypeError(f"only floating-point data can require grad, but data has dtype {data.dtype}: "
-                        "a gradient measures the effect of a tiny change, and integers cannot "
-                        "change a little (use .float())")
+        raise TypeError(f"only floating-point data can require grad, but data has dtype "
+                        f"{data.dtype}: a gradient measures the effect of a tiny change, and "
+                        "integers cannot change a little (use .float())")
     return data.detach()
 
 def _seed(root, grad, retain_graph):
@@ -255,8 +253,10 @@ def _ints(values, name, minimum):
 def unbroadcast(grad:torch.Tensor, # a gradient with the broadcast shape
                 shape:tuple, # the shape of the input that was broadcast to it
                ) -> torch.Tensor: # `grad` summed over the added and stretched dims: shape `shape`
-    """Sum `grad` back to `shape`, the backward of broadcasting: over the leading dimensions it
-    added and the size-1 ones it stretched."""
+    """Sum `grad` back to `shape`: the backward of broadcasting.
+
+    The sum runs over the leading dimensions that broadcasting added and the size-1 ones it
+    stretched."""
     check_tensor(grad, "grad"); shape = _ints(shape, "shape", 0)
     extra = grad.ndim - len(shape)
     if extra < 0 or any(n != 1 and n != m for n, m in zip(shape, grad.shape[extra:])):
@@ -287,8 +287,10 @@ _attach(__matmul__=_method("@", _matmul, True),
 
 # %% ../nbs/09_autograd.ipynb #a0dc2762
 def _relu(self):
-    """max(x, 0), elementwise. Its gradient passes where x > 0 (and where x is NaN) and is 0
-    elsewhere, at 0 too, as in PyTorch."""
+    """max(x, 0), elementwise.
+
+    Its gradient passes where x > 0 (and where x is NaN) and is 0 elsewhere, at 0 too, as in
+    PyTorch."""
     out = self.data.clamp_min(0)
     # g where the ReLU passed its input, 0 where it cut it
     def backward(g): return (g.masked_fill(out <= 0, 0),)
@@ -331,16 +333,14 @@ def _kept_shape(shape, dims):
     return [1 if i in dims else n for i, n in enumerate(shape)]
 
 def _sum(self, dim=None, keepdim=False):
-    """The sum over `dim` (an int or a tuple of ints; None: all entries), keeping it with size 1 if
-    `keepdim`."""
+    "The sum over `dim` (an int, a tuple of ints, or None: all), kept with size 1 if `keepdim`."
     shape, dims = self.data.shape, _check_dims(dim, self.data.ndim)
     # g to every summed entry
     def backward(g): return (g.reshape(_kept_shape(shape, dims)).expand(shape),)
     return _result(self.data.sum(dim=dims, keepdim=keepdim), (self,), backward, "sum")
 
 def _mean(self, dim=None, keepdim=False):
-    """The mean over `dim` (an int or a tuple of ints; None: all entries), keeping it with size 1 if
-    `keepdim`."""
+    "The mean over `dim` (an int, a tuple of ints, or None: all), kept with size 1 if `keepdim`."
     shape, dims = self.data.shape, _check_dims(dim, self.data.ndim)
     # how many entries each mean averages
     count = math.prod(shape[d] for d in dims if d < len(shape))
@@ -348,8 +348,9 @@ def _mean(self, dim=None, keepdim=False):
     return _result(self.data.mean(dim=dims, keepdim=keepdim), (self,), backward, "mean")
 
 def _reshape(self, *shape):
-    """The same entries in a new shape: `t.reshape(2, 3)` or `t.reshape((2, 3))`; -1 stands for the
-    size that fits."""
+    """The same entries in a new shape: `t.reshape(2, 3)` or `t.reshape((2, 3))`.
+
+    -1 stands for the size that fits."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)): shape = shape[0]
     shape, old = _ints(shape, "shape", -1), self.shape
     def backward(g): return (g.reshape(old),)
@@ -379,8 +380,7 @@ _attach(log_softmax=_method("log_softmax", _log_softmax))
 # %% ../nbs/09_autograd.ipynb #c42ea4ce
 @contextlib.contextmanager
 def no_grad():
-    """Inside `with no_grad():`, operations record no graph: their results do not require grad (for
-    evaluation)."""
+    "Inside `with no_grad():` operations record no graph: results do not require grad (evaluation)."
     previous, _GradMode.enabled = _GradMode.enabled, False
     try: yield
     finally: _GradMode.enabled = previous
@@ -392,11 +392,12 @@ def _backward_edges(root):
     return [(p, node) for node in _topological_order(root) for p in node._parents if _needs_grad(p)]
 
 def draw_graph(root:Tensor, # the tensor whose graph to draw (before backward, or with retain_graph)
-               names:dict|None=None, # labels for some tensors, {tensor: "w"}; the others: their shape
+               names:dict|None=None, # labels for some tensors, {tensor: "w"}; others: the shape
                ax=None, # a matplotlib Axes to draw on (default: a new figure)
               ): # the matplotlib Axes
-    """Draw `root`'s graph (meant for graphs of tens of tensors): tensors as boxes, operations as
-    circles, edges numbered in backward's order."""
+    """Draw `root`'s graph, its edges numbered in the order in which backward follows them.
+
+    Tensors are boxes, operations circles; the layout is meant for graphs of tens of tensors."""
     # only here: the engine itself never needs matplotlib
     import matplotlib.pyplot as plt
     from matplotlib.axes import Axes
@@ -474,13 +475,12 @@ def _check_classification(logits, targets):
 def cross_entropy(logits:Tensor, # scores, shape (n, n_classes), floating point
                   targets:torch.Tensor, # each row's correct class: torch int64 indices, shape (n,)
                  ) -> Tensor: # the mean over rows of -log softmax(logits)[i, targets[i]], a scalar
-    """Cross-entropy as two operations: `log_softmax`, then the mean negative log-probability of
-    each row's class."""
+    "Cross-entropy as two operations: `log_softmax`, then each row's mean negative log-probability."
     n = _check_classification(logits, targets)
     log_probs = logits.log_softmax(-1)
     # (n, 1): the column to pick in each row
     rows = targets[:, None]
-    def backward(g):                                            # -g/n at each row's class, 0 elsewhere
+    def backward(g):                                    # -g/n at each row's class, 0 elsewhere
         return (torch.zeros_like(log_probs.data).scatter_(1, rows, (g / -n).expand(n, 1)),)
     return _result(log_probs.data.gather(1, rows).mean().neg(), (log_probs,), backward, "nll")
 
@@ -497,8 +497,7 @@ def conv2d(x:Tensor, # images, shape (N, C_in, H, W)
            stride:int|tuple[int, int]=1, # step between patches: an int, or (sH, sW)
            padding:int|tuple[int, int]=0, # zeros added on each side: an int, or (pH, pW)
           ) -> Tensor: # feature maps, shape (N, C_out, H_out, W_out)
-    """2-D convolution as one operation: chapter 7's unfold-and-multiply forward, and its
-    hand-derived backward (fold)."""
+    "2-D convolution as one operation: chapter 7's unfold forward, its hand-derived fold backward."
     for name, t in (("x", x), ("weight", weight), ("bias", bias)):
         if not isinstance(t, Tensor) and (t is not None or name != "bias"):
             raise TypeError(f"{name} must be a Tensor{' or None' if name == 'bias' else ''}, not "

@@ -171,9 +171,10 @@ def _perturbable(x, eps):
         x = torch.from_numpy(x)   # shares memory: writes to it are seen through the array
     check_tensor(x, "x")
     if x.dtype != torch.float64:
-        raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} "
-                        "is lost to "
-                        "rounding in lower precision; convert x and what f reads with .double()")
+        why = (f"a step of {eps:g} is lost to rounding in lower precision" if x.is_floating_point()
+               else f"the entries must be real floating-point numbers to move by ±{eps:g}")
+        raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): {why}; "
+                        "convert x and what f reads with .double()")
     if x.device.type == "meta" or x.layout != torch.strided:
         raise ValueError(f"x must be a dense tensor with values to move, not {x.layout} "
                          f"on {x.device}")

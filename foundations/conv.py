@@ -25,14 +25,17 @@ def _pair(value, name, minimum):
         raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
     return tuple(check_int(v, name, minimum) for v in pair)
 
+def _memory_of(device):
+    "Bytes of memory on `device`, or None where we cannot tell (meta and other devices)."
+    if device.type == "cuda": return torch.cuda.get_device_properties(device).total_memory
+    if device.type != "cpu": return None
+    try: return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError): return None   # a system without sysconf
+
 def _check_fits(fn, n_elements, like):
     "Refuse, before allocating, `n_elements` numbers like `like` that its device could not hold."
-    if like.device.type == "cpu": memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    elif like.device.type == "cuda":
-        memory = torch.cuda.get_device_properties(like.device).total_memory
-    else: return                  # "meta" and others: nothing is allocated, or we cannot tell
-    needed = n_elements * like.element_size()
-    if needed > memory:
+    memory, needed = _memory_of(like.device), n_elements * like.element_size()
+    if memory is not None and needed > memory:
         raise ValueError(f"{fn} would need {needed / 1e9:,.1f} GB for its unfolded patches, "
                          f"more than the {memory / 1e9:,.1f} GB of {like.device}: use a smaller "
                          "batch, padding or image")

@@ -327,16 +327,14 @@ def add_grad(t:np.ndarray, # the array whose gradient this is: a GradArray
     "Add the gradient `g` into `t.g` (created on the first contribution); `t`: a `GradArray`."
     if not isinstance(t, GradArray):
         raise TypeError(f"a plain {type(t).__name__} cannot hold a gradient (a NumPy array takes "
-                        "no attributes): "
-                        f"wrap the array once, a = GradArray(a), and pass the wrapper")
-    # stored as a plain array, as a tensor's .g is a plain tensor
-    g = np.asarray(check_array(g, "g"))
+                        "no attributes): wrap the array once, a = GradArray(a), and pass that")
+    g = np.asarray(check_array(g, "g"))   # a plain array, as a tensor's .g is a plain tensor
     if g.shape != t.shape:
-        raise ValueError(f"a gradient must have the shape of its array: got {g.shape} for an array "
-                         f"of shape {t.shape}")
+        raise ValueError(f"a gradient must have the shape of its array: got {g.shape} for an "
+                         f"array of shape {t.shape}")
     if g.dtype != t.dtype:
-        raise ValueError(f"a gradient must have the dtype of its array: got {g.dtype} for an array "
-                         f"of {t.dtype}")
+        raise ValueError(f"a gradient must have the dtype of its array: got {g.dtype} for an "
+                         f"array of {t.dtype}")
     old = t.g
     if old is not None and (not isinstance(old, np.ndarray) or old.shape != t.shape):
         raise ValueError(f"the array's existing .g is not a gradient of its shape {t.shape}: "
@@ -350,25 +348,24 @@ def upstream_grad(out:np.ndarray, # the output of a step, whose .g the step afte
     g = getattr(check_array(out, "out"), "g", None)
     if g is None:
         raise ValueError(f"{fn_name} needs out.g, the gradient of the loss with respect to this "
-                         "step's output; call the gradient function of the step after this one first")
+                         "step's output; call the gradient function of the step after this one "
+                         "first")
     if not isinstance(g, np.ndarray):
         raise TypeError(f"out.g must be a numpy.ndarray, not {type(g).__name__}")
     if g.shape != out.shape:
         raise ValueError(f"out.g has shape {g.shape} but out has shape {out.shape}")
     if g.dtype != out.dtype:
-        raise ValueError(f"out.g is {g.dtype} but out is {out.dtype}: a gradient has the dtype of "
-                         "its array")
+        raise ValueError(f"out.g is {g.dtype} but out is {out.dtype}: a gradient has the dtype "
+                         "of its array")
     return g
 
 # %% ../nbs/08_numpy_edition.ipynb #e9fdfd49
 _READ_ONLY = {  # arguments a backward step reads but never writes a gradient into, and why
     "out": "out.g holds the upstream gradient that {fn} reads and {other}.g receives its result, "
            "so one array cannot hold both (an in-place step such as np.maximum(x, 0, out=x) "
-           "returns "
-           "its own input: compute out into a new array)",
-    "targ": "the backward pass treats targ as a constant and computes no gradient through it, "
-            "so {other}.g would miss that path (pass targ.copy() to compare against a constant "
-            "copy)"}
+           "returns its own input: compute out into a new array)",
+    "targ": "the backward pass treats targ as a constant and computes no gradient through it, so "
+            "{other}.g would miss that path (pass targ.copy() to compare against a constant copy)"}
 
 def _refuse_aliasing(fn, /, **arrays):
     "Refuse what `.g` cannot handle: out/targ shared with an argument, or two arrays on one memory."
@@ -381,12 +378,9 @@ def _refuse_aliasing(fn, /, **arrays):
             if read_only is None:
                 raise ValueError(
                     f"{fn}: {a} and {b} are different arrays over the same memory (one is a view "
-                    "of "
-                    "the other, like b = w[0]); the .g protocol keeps one gradient per array, so "
-                    "the "
-                    f"gradient through {b} would never reach {a}.g: pass separate arrays (copy "
-                    "one), "
-                    "or one array twice")
+                    f"of the other, like b = w[0]); the .g protocol keeps one gradient per array, "
+                    f"so the gradient through {b} would never reach {a}.g: pass separate arrays "
+                    "(copy one), or one array twice")
             other = b if read_only == a else a
             relation = "is the same array as" if same else "shares memory with"
             raise ValueError(f"{fn}: {read_only} {relation} {other}: "
@@ -396,7 +390,7 @@ def _checked_upstream(fn, /, **args):
     "Check a step's arrays, name=(array, pattern), '...': out's leading dimensions; return out.g."
     out, out_pattern = args["out"]
     n_lead = check_array(out, "out").ndim - len(out_pattern.replace("...", "").split())
-    lead = "n" if n_lead == 1 else .join(f"n{k + 1}" for k in range(n_lead))
+    lead = "n" if n_lead == 1 else " ".join(f"n{k + 1}" for k in range(n_lead))
     patterns = {name: (t, p.replace("...", lead)) for name, (t, p) in args.items()}
     check_shapes(fn, floating=True, **patterns)
     _refuse_aliasing(fn, **{name: t for name, (t, _) in args.items()})
@@ -470,9 +464,8 @@ def _scalar_value(value):
     "The float in a 0-d or one-element array, or a Python or NumPy number."
     if isinstance(value, np.ndarray):
         if value.size != 1:
-            raise ValueError("numerical_grad needs f() to return a scalar; it returned an array "
-                             "of "
-                             f"shape {value.shape}")
+            raise ValueError(f"numerical_grad needs f() to return a scalar; it returned an array "
+                             f"of shape {value.shape}")
         value = value.item()
     try: return float(value)
     except (TypeError, ValueError):
@@ -482,31 +475,26 @@ def _perturbable(x, eps):
     "Check that each entry of `x` can be moved by ±eps in place."
     check_array(x, "x")
     if x.dtype != np.float64:
-        raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} is "
-                        "lost to "
-                        "rounding in lower precision; convert x and what f reads with "
+        raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} "
+                        "is lost to rounding in lower precision; convert x and what f reads with "
                         ".astype(np.float64)")
     if not x.flags.writeable:
         raise ValueError("numerical_grad perturbs x in place, but x is read-only (a broadcast "
-                         "view, perhaps, "
-                         "where one number stands behind many entries); pass the array it was made "
-                         "from")
+                         "view, perhaps, where one number stands behind many entries); pass the "
+                         "array it was made from")
     offsets = sum((np.arange(size) * stride).reshape([-1] + [1] * (x.ndim - d - 1))
                   for d, (size, stride) in enumerate(zip(x.shape, x.strides)))
     if np.unique(offsets).size < x.size:    # two entries at one address in memory
         raise ValueError(f"x of shape {x.shape} and strides {x.strides} is a view whose entries "
-                         "overlap in "
-                         "memory (one made by as_strided, say), so moving one would move others; "
-                         "let f read "
-                         "a copy (x.copy()) and pass that")
+                         "overlap in memory (one made by as_strided, say), so moving one would "
+                         "move others; let f read a copy (x.copy()) and pass that")
     if not np.isfinite(x).all():
         raise ValueError("x holds inf or NaN, where a finite difference means nothing")
     if ((x + eps) - (x - eps) == 0).any():
         largest = float(np.abs(x).max())
-        raise ValueError(f"eps={eps:g} is lost to rounding: at |x| = {largest:g} a float64 step of "
-                         "±eps "
-                         f"rounds back to x, so there is no step to divide by; use an eps in "
-                         f"proportion to x, such as {largest * 1e-6:g}")
+        raise ValueError(f"eps={eps:g} is lost to rounding: at |x| = {largest:g} a float64 step "
+                         f"of ±eps rounds back to x, so there is no step to divide by; use an eps "
+                         f"in proportion to x, such as {largest * 1e-6:g}")
 
 def numerical_grad(f, # a function of no arguments that reads `x` and returns a scalar (e.g. a loss)
                    x:np.ndarray, # the float64 array to differentiate with respect to

@@ -47,6 +47,16 @@ def pytest_collection_finish(session):
         if hasattr(module, "start_early"): module.start_early(items)
 
 
+def pytest_sessionfinish(session):
+    "Remember each notebook's time in pytest's cache, so that next time the longest start first."
+    cache = getattr(session.config, "cache", None)
+    if notebook_run and notebook_run.results and cache is not None:
+        from test_notebooks import CACHE_KEY
+        times = cache.get(CACHE_KEY, {})
+        times.update({name: round(r[1], 1) for name, r in notebook_run.results.items()})
+        cache.set(CACHE_KEY, times)
+
+
 def pytest_runtest_logreport(report):
     _part_time[report.nodeid.split("::")[0]] += report.duration
 
@@ -61,10 +71,11 @@ def pytest_terminal_summary(terminalreporter):
     write(f"{sum(_part_time.values()):8.1f} s  all parts ({time.perf_counter() - _session_start:.1f} s since pytest started)")
     for what, seconds in background_time.items(): write(f"{seconds:8.1f} s  {what} (in the background, from collection on)")
     if notebook_run and notebook_run.results:
-        run, times = notebook_run, {name: r[1] for name, r in notebook_run.results.items()}
+        run, results = notebook_run, notebook_run.results
         write("")
         for path in run.paths:
-            if path.name in times: write(f"{times[path.name]:8.1f} s  {path.name}")
+            if path.name in results: write(f"{results[path.name][1]:8.1f} s  {path.name}  ({results[path.name][3]:.1f} s CPU)")
         span = (run.finished or time.perf_counter()) - run.started
-        write(f"{sum(times.values()):8.1f} s  executing every notebook ({len(times)}, one fresh process each, "
-              f"{run.workers} at once alongside the other parts: {span:.1f} s from first start to last result)")
+        write(f"{sum(r[1] for r in results.values()):8.1f} s  executing every notebook ({len(results)}, one fresh process "
+              f"each, {run.workers} at once alongside the other parts: {span:.1f} s from first start to last result; "
+              f"{sum(r[3] for r in results.values()):.1f} s CPU)")

@@ -4,8 +4,9 @@ Each notebook runs through `nbdev.test.test_nb`, exactly what `nbdev-test` runs:
 `#| eval: false` never run, and cells carrying a flag from `tst_flags` (`notest`) are skipped.
 Every notebook gets a process of its own, forked from a server process that has already imported
 torch and the other heavy packages, so no state leaks from one notebook into the next and nobody
-pays torch's import time twice. Up to `workers` notebooks run at once, each with
-`cpu_count // workers` torch threads, so they do not fight over the cores.
+pays torch's import time twice. Up to `workers` notebooks run at once, the longest first (as last
+time, if told, else by their amount of code), each with `cores // workers` torch threads, so they
+do not fight over the cores.
 
     python tests/notebook_runner.py                  # every notebook in nbs/
     python tests/notebook_runner.py nbs/01_matmul.ipynb --workers 1
@@ -19,9 +20,22 @@ PRELOAD = ["torch", "numpy", "matplotlib.pyplot", "sympy", "hypothesis", "IPytho
            "execnb.shell", "nbdev.test", "nbdev.showdoc"]
 
 
+def cores():
+    "The cores this process may use (fewer than the machine's under `taskset` or a container's limit)."
+    try: return len(os.sched_getaffinity(0))
+    except AttributeError: return os.cpu_count() or 1
+
+
 def default_workers(n_notebooks):
     "One worker per core, at most one per notebook; `NOTEBOOK_WORKERS` overrides."
-    return max(1, int(os.environ.get("NOTEBOOK_WORKERS") or min(os.cpu_count() or 1, n_notebooks)))
+    return max(1, int(os.environ.get("NOTEBOOK_WORKERS") or min(cores(), n_notebooks)))
+
+
+def code_size(path):
+    "Characters of code in a notebook: a rough guess of how long it runs, to start the longest first."
+    import json
+    cells = json.loads(Path(path).read_text())["cells"]
+    return sum(len("".join(c["source"])) for c in cells if c["cell_type"] == "code")
 
 
 def _run_in_child(path, threads, conn):
@@ -40,22 +54,26 @@ def _run_in_child(path, threads, conn):
         import traceback
         passed = False
         captured.write(traceback.format_exc())
-    conn.send((bool(passed), captured.getvalue()))
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # this notebook's own CPU time (the fork's, not the server's)
+    conn.send((bool(passed), captured.getvalue(), usage.ru_utime + usage.ru_stime))
     conn.close()
 
 
-def run_notebooks(paths, workers=None, on_result=None):
-    """Run every notebook in `paths`; return {name: (passed, seconds, error text)} in `paths` order.
-
-    `on_result(name, passed, seconds, error)` is called as each notebook finishes."""
+def run_notebooks(paths, workers=None, on_result=None, last_seconds=None):
+    """Run every notebook in `paths`; return {name: (passed, seconds, error text, CPU seconds)} in
+    `paths` order. `on_result(name, passed, seconds, error, cpu)` is called as each notebook finishes; `last_seconds`
+    ({name: seconds} from an earlier run) decides which start first."""
     paths = [Path(p).resolve() for p in paths]
     workers = workers or default_workers(len(paths))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, cores() // workers)
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
     else: ctx = mp.get_context("spawn")  # Windows: each notebook's process imports torch itself
-    pending, running, results = list(paths), {}, {}
+    last = last_seconds or {}
+    longest_first = sorted(paths, key=lambda p: (last.get(p.name, -1), code_size(p)), reverse=True)
+    pending, running, results = longest_first, {}, {}  # the longest first leaves a short tail
     while pending or running:
         while pending and len(running) < workers:
             path = pending.pop(0)
@@ -66,11 +84,11 @@ def run_notebooks(paths, workers=None, on_result=None):
             running[receive] = (path, process, time.perf_counter())
         for conn in wait(list(running)):
             path, process, start = running.pop(conn)
-            try: passed, error = conn.recv()
-            except EOFError: passed, error = False, "the process running it ended without a result"
+            try: passed, error, cpu = conn.recv()
+            except EOFError: passed, error, cpu = False, "the process running it ended without a result", 0.0
             process.join()
             if process.exitcode: error += f"\n(the notebook's process exited with code {process.exitcode})"
-            results[path.name] = (passed, time.perf_counter() - start, error)
+            results[path.name] = (passed, time.perf_counter() - start, error, cpu)
             if on_result: on_result(path.name, *results[path.name])
     return {p.name: results[p.name] for p in paths}
 
@@ -80,30 +98,30 @@ class BackgroundRun:
 
     The test suite starts one as soon as it has collected its tests, so the notebooks run on their
     own cores while the other tests run."""
-    def __init__(self, paths, workers=None):
-        self.paths = [Path(p).resolve() for p in paths]
+    def __init__(self, paths, workers=None, last_seconds=None):
+        self.paths, self.last_seconds = [Path(p).resolve() for p in paths], last_seconds
         self.workers = workers or default_workers(len(self.paths))
         self.results, self.done = {}, {p.name: threading.Event() for p in self.paths}
         self.started, self.finished = time.perf_counter(), None
         self.thread = threading.Thread(target=self._run, name="notebooks", daemon=True)
         self.thread.start()
 
-    def _record(self, name, passed, seconds, error):
-        self.results[name] = (passed, seconds, error)
+    def _record(self, name, passed, seconds, error, cpu):
+        self.results[name] = (passed, seconds, error, cpu)
         self.done[name].set()
 
     def _run(self):
-        try: run_notebooks(self.paths, self.workers, on_result=self._record)
+        try: run_notebooks(self.paths, self.workers, on_result=self._record, last_seconds=self.last_seconds)
         except BaseException:
             failure = traceback.format_exc()
             for name in self.done:
-                if name not in self.results: self.results[name] = (False, 0.0, f"the notebook runner failed:\n{failure}")
+                if name not in self.results: self.results[name] = (False, 0.0, f"the notebook runner failed:\n{failure}", 0.0)
         finally:
             self.finished = time.perf_counter()
             for event in self.done.values(): event.set()
 
     def result(self, name):
-        "(passed, seconds, error text) of notebook `name`, once it has run."
+        "(passed, seconds, error text, CPU seconds) of notebook `name`, once it has run."
         self.done[name].wait()
         return self.results[name]
 
@@ -116,7 +134,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     paths = args.notebooks or sorted(Path(__file__).resolve().parent.parent.glob("nbs/*.ipynb"))
     start = time.perf_counter()
-    results = run_notebooks(paths, args.workers, on_result=lambda name, passed, seconds, error: print(
-        f"{seconds:6.1f} s  {'passed' if passed else 'FAILED'}  {name}\n{error}".rstrip(), flush=True))
+    results = run_notebooks(paths, args.workers, on_result=lambda name, passed, seconds, error, cpu: print(
+        f"{seconds:6.1f} s ({cpu:5.1f} s CPU)  {'passed' if passed else 'FAILED'}  {name}\n{error}".rstrip(), flush=True))
     print(f"{time.perf_counter() - start:6.1f} s  wall time, {len(results)} notebooks")
-    sys.exit(0 if all(passed for passed, _, _ in results.values()) else 1)
+    sys.exit(0 if all(r[0] for r in results.values()) else 1)

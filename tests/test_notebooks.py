@@ -14,14 +14,19 @@ from conftest import notebooks
 from notebook_runner import BackgroundRun
 
 
+CACHE_KEY = "foundations/notebook_seconds"  # in pytest's cache (.pytest_cache/): last run's times
+
+
 def start_early(items):
     "Called by conftest.py once the tests are collected: start every selected notebook now."
-    conftest.notebook_run = BackgroundRun([item.callspec.params["notebook"] for item in items])
+    cache = getattr(items[0].config, "cache", None)
+    conftest.notebook_run = BackgroundRun([item.callspec.params["notebook"] for item in items],
+                                          last_seconds=cache.get(CACHE_KEY, {}) if cache else None)
 
 
 @pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.name)
 def test_notebook_runs(notebook):
     if conftest.notebook_run is None or notebook.name not in conftest.notebook_run.done:
         conftest.notebook_run = BackgroundRun([notebook])  # not started at collection (e.g. called directly)
-    passed, seconds, error = conftest.notebook_run.result(notebook.name)
+    passed, seconds, error, _ = conftest.notebook_run.result(notebook.name)
     assert passed, f"{notebook.name} failed under nbdev's test_nb (after {seconds:.1f} s):\n{error}"
