@@ -48,13 +48,10 @@ def _refuse_aliasing(fn, /, **tensors):
             if (same and read_only is None) or not (same or _overlap(t_a, t_b)): continue
             if read_only is None:
                 raise ValueError(
-                    f"{fn}: {a} and {b} are different tensors over the same memory "
-                    "(one is a view of "
-                    "the other, like b = w[0]); the .g protocol keeps one gradient per tensor, "
-                    "so the "
-                    f"gradient through {b} would never reach {a}.g: pass separate tensors "
-                    "(clone one), "
-                    "or one tensor twice")
+                    f"{fn}: {a} and {b} are different tensors over the same memory (one is a "
+                    "view of the other, like b = w[0]); the .g protocol keeps one gradient per "
+                    f"tensor, so the gradient through {b} would never reach {a}.g: pass separate "
+                    "tensors (clone one), or one tensor twice")
             other = b if read_only == a else a
             relation = "is the same tensor as" if same else "shares memory with"
             why = _READ_ONLY[read_only].format(fn=fn, other=other)
@@ -135,8 +132,7 @@ def _scalar_value(value):
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"numerical_grad needs f() to return a scalar; it returned a "
-                             "tensor of "
-                             f"shape {tuple(value.shape)}")
+                             f"tensor of shape {tuple(value.shape)}")
         value = value.item()
     try: return float(value)
     except (TypeError, ValueError):
@@ -156,18 +152,15 @@ def _perturbable(x, eps):
     if type(x).__module__ == "numpy" and type(x).__name__ == "ndarray":
         if str(x.dtype) != "float64":
             raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of "
-                            f"{eps:g} is "
-                            "lost to rounding in lower precision; convert x and what f reads "
-                            "to float64")
+                            f"{eps:g} is lost to rounding in lower precision; convert x and "
+                            "what f reads to float64")
         if not x.flags.writeable:
             raise ValueError("x is a read-only NumPy array (a memory map or a broadcast view, "
-                             "say) and "
-                             "numerical_grad moves its entries in place: pass a writable array "
-                             "f reads")
+                             "say) and numerical_grad moves its entries in place: pass a "
+                             "writable array f reads")
         if any(stride < 0 for stride in x.strides):
             raise ValueError("x has a negative stride (a reversed view such as a[::-1]), "
-                             "which torch "
-                             "cannot share: pass a copy, and let f read that one")
+                             "which torch cannot share: pass a copy, and let f read that one")
         x = torch.from_numpy(x)   # shares memory: writes to it are seen through the array
     check_tensor(x, "x")
     if x.dtype != torch.float64:
@@ -180,22 +173,21 @@ def _perturbable(x, eps):
                          f"on {x.device}")
     if _entries_overlap(x):
         raise ValueError(f"x of shape {tuple(x.shape)} and strides {x.stride()} is a view "
-                         "whose entries "
-                         "overlap in memory (an expanded view, or one made by unfold or "
-                         "as_strided), so "
-                         "moving one would move others; let f read a copy (x.clone()) "
-                         "and pass that")
+                         "whose entries overlap in memory (an expanded view, or one made by "
+                         "unfold or as_strided), so moving one would move others; let f read "
+                         "a copy (x.clone()) and pass that")
     values = x.detach()
     if not torch.isfinite(values).all():
         raise ValueError("x holds inf or NaN, where a finite difference means nothing")
     if ((values + eps) - (values - eps) == 0).any():
         largest = values.abs().max().item()
         raise ValueError(f"eps={eps:g} is lost to rounding: at |x| = {largest:g} a float64 "
-                         "step of ±eps "
-                         f"rounds back to x, so there is no step to divide by; use an eps in "
-                         f"proportion to x, such as {largest * 1e-6:g}")
+                         "step of ±eps rounds back to x, so there is no step to divide by; "
+                         f"use an eps in proportion to x, such as {largest * 1e-6:g}")
     return x
 
+
+# %% ../nbs/04_backprop.ipynb #5ec1d843
 def numerical_grad(f, # a function of no arguments that reads `x` and returns a scalar (e.g. a loss)
                    x:torch.Tensor, # the float64 tensor to differentiate by (or a NumPy array)
                    eps:float=1e-6, # the step: each entry is moved by +eps and -eps

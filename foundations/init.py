@@ -12,7 +12,7 @@ import math, os
 from collections.abc import Callable
 import torch
 from .core import check_tensor, check_shapes, check_int, check_number
-from .core import check_column_or_vector
+from .core import check_column_or_vector, check_device
 
 
 # %% ../nbs/03_init.ipynb #5658e1c5
@@ -43,13 +43,7 @@ def _device_memory(device):
     except (AttributeError, ValueError, OSError): return None   # no sysconf (Windows): do not guess
 
 def _check_random_args(what, shape, dtype, device, generator):
-    "Check what `torch.randn` is about to be given, before it allocates; return the device."
-    try: device = torch.get_default_device() if device is None else torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must name a device such as 'cpu' or 'cuda', "
-                         f"got {device!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} is not available here")
+    "Check what `torch.randn` is about to be given on `device` (a torch.device), before it allocates."
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, "
                         f"not {type(generator).__name__}")
@@ -61,7 +55,6 @@ def _check_random_args(what, shape, dtype, device, generator):
         raise ValueError(f"{what} of shape {shape} in {dtype} would need "
                          f"{nbytes / 2**30:,.1f} GiB, "
                          f"more than the {total / 2**30:,.1f} GiB of memory on {device}")
-    return device
 
 def activation_stds(x:torch.Tensor, # the input batch (n, width), or a stack of them (..., n, width)
                     n_layers:int, # how many square (width, width) random layers to stack
@@ -106,8 +99,8 @@ def _normal_weights(fn, n_in, n_out, std_of_fan_in, dtype, device, generator):
     dtype = torch.get_default_dtype() if dtype is None else dtype
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"weights need a floating-point dtype such as torch.float32, got {dtype!r}")
-    what = f"{fn}'s weights (n_in, n_out)"
-    device = _check_random_args(what, (n_in, n_out), dtype, device, generator)
+    device = torch.get_default_device() if device is None else check_device(device, "device")
+    _check_random_args(f"{fn}'s weights (n_in, n_out)", (n_in, n_out), dtype, device, generator)
     w = torch.randn(n_in, n_out, dtype=dtype, device=device, generator=generator)
     return w.mul_(std_of_fan_in(n_in))
 

@@ -12,6 +12,16 @@ import torch
 from .core import check_shapes
 
 # %% ../nbs/01_matmul.ipynb #aef9747e
+def neuron(inputs,  # the input values x_1 ... x_n: a list of numbers or a 1-D tensor
+           weights, # one weight per input, in the same order
+           bias,    # one number added to the weighted sum (a Python number or a 0-d tensor)
+          ):
+    "One artificial neuron: the sum of `inputs` times `weights`, plus `bias` (no activation)."
+    check_shapes("neuron", same_dtype=False,
+                 **_as_tensors(inputs=(inputs, "n"), weights=(weights, "n"), bias=(bias, "")))
+    return sum(x * w for x, w in zip(inputs, weights)) + bias
+
+# %% ../nbs/01_matmul.ipynb #0a0a24de
 def _as_tensors(**args):
     "Lists and numbers among `name=(value, pattern)` as tensors on the tensors' device, to check."
     device = next((v.device for v, _ in args.values() if isinstance(v, torch.Tensor)), None)
@@ -22,15 +32,6 @@ def _as_tensors(**args):
             raise TypeError(f"{name} must hold numbers (a number, a list of numbers or a tensor), "
                             f"not {type(value).__name__}: {value!r}") from None
     return {name: (convert(name, value), pattern) for name, (value, pattern) in args.items()}
-
-def neuron(inputs,  # the input values x_1 ... x_n: a list of numbers or a 1-D tensor
-           weights, # one weight per input, in the same order
-           bias,    # one number added to the weighted sum (a Python number or a 0-d tensor)
-          ):
-    "One artificial neuron: the sum of `inputs` times `weights`, plus `bias` (no activation)."
-    check_shapes("neuron", same_dtype=False,
-                 **_as_tensors(inputs=(inputs, "n"), weights=(weights, "n"), bias=(bias, "")))
-    return sum(x * w for x, w in zip(inputs, weights)) + bias
 
 # %% ../nbs/01_matmul.ipynb #c02a5d95
 def check_matmul_args(a, # left matrix, shape (n, k)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 # %% ../nbs/05_modules.ipynb #b30a3392
-from .core import check_int, check_shapes
+from .core import check_int, check_shapes, zero_grads
 from .init import lin, relu, mse, kaiming_init, xavier_init
 from .backprop import lin_grad, relu_grad, mse_grad
 
@@ -56,7 +56,7 @@ class Model:
         "Clear old `.g`, then set `.g` on the last call's input, weights and biases, loss first."
         if not hasattr(self, "x"):
             raise RuntimeError("Model.backward() needs a forward pass first: call model(x, targ)")
-        for t in (self.x, *self.params, *(layer.out for layer in self.layers)): t.g = None
+        zero_grads(self.x, *self.params, *(layer.out for layer in self.layers))
         self.loss.backward()
         for layer in reversed(self.layers): layer.backward()
 
@@ -160,7 +160,7 @@ class LinearLayer(nn.Module):
                 x:torch.Tensor, # inputs, (..., n_in)
                ) -> torch.Tensor: # outputs, (..., n_out)
         "Apply the layer to every row of `x`."
-        check_shapes("LinearLayer", floating=True, x=(x, "... n_in"), 
+        check_shapes("LinearLayer", floating=True, x=(x, "... n_in"),
                      weight=(self.weight, "n_out n_in"))
         return x @ self.weight.t() + self.bias
 

@@ -48,7 +48,7 @@ def median_time(f,          # the function to time
 
 # %% ../nbs/02_broadcasting.ipynb #41d66bbb
 import os, platform
-from .core import check_int, check_number
+from .core import check_int, check_number, check_device
 from .matmul import matmul_loops, matmul_elementwise
 from .broadcasting import matmul_broadcast, matmul_einsum
 
@@ -129,15 +129,9 @@ def speed_ladder(n:int=5,             # rows of the left matrix (the running exa
     threads = None if threads is None else check_int(threads, "threads")
     budget = check_number(budget, "budget", positive=True)
     max_repeats, seed = check_int(max_repeats, "max_repeats"), check_int(seed, "seed", minimum=0)
-    if not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a string such as 'cpu' or 'cuda', or a torch.device, "
-                        f"not {type(device).__name__}")
-    try: device = torch.device(device)
-    except RuntimeError: raise ValueError(f"device must name a device, got {device!r}") from None
-    no_gpu = device.type == "cuda" and not torch.cuda.is_available()
-    if device.type not in ("cpu", "cuda") or no_gpu:
-        raise ValueError(f"speed_ladder times products on the CPU or a CUDA GPU; device is {device}"
-                         + (", and this machine has no CUDA device" if no_gpu else ""))
+    device = check_device(device, "device")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"speed_ladder times products on the CPU or a CUDA GPU; device is {device}")
     tolerance = 4 * torch.finfo(dtype).eps / 2 * k ** 0.5   # rounding of random sign grows like √k
     if tolerance >= 0.5:
         raise ValueError(f"k={k} is too large for {dtype}: rounding could reach half the size of "

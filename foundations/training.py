@@ -16,20 +16,10 @@ from typing import Callable
 import torch
 
 # %% ../nbs/06_training.ipynb #c79f4484
-from .core import add_grad, check_int, check_number, check_tensor
+from .core import add_grad, check_device, check_int, check_number, check_tensor
 from .modules import LayerFunction
 
 # %% ../nbs/06_training.ipynb #a5482efa
-def _check_device(device):
-    "Refuse a `device` that names no device this machine has, before any real tensor is made."
-    if device is None: return
-    if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
-        raise TypeError(f"device must be a torch.device, a name such as 'cpu' or 'cuda', or None; "
-                        f"got {device!r}")
-    try: torch.empty(0, device=device)   # holds nothing, so it allocates nothing
-    except (RuntimeError, AssertionError) as e:
-        raise ValueError(f"device {device!r} is not a device this machine can use ({e})") from None
-
 def _check_path(path, name="path"):
     "Return `path` as a Path, refusing anything that is not a str or a path-like object."
     if not isinstance(path, (str, os.PathLike)):
@@ -52,7 +42,7 @@ def _check_samples(fn, **tensors):
 def load_digits(device:torch.device|str|None=None, # where to put the tensors (default: the CPU)
                ) -> tuple[torch.Tensor, torch.Tensor]: # images (1797, 64) float32, labels (1797,)
     "The UCI optical digits (Alpaydin and Kaynak, CC BY 4.0), 1,797 images and labels in the wheel."
-    _check_device(device)
+    if device is not None: check_device(device, "device")
     resource = files("foundations") / "data" / "digits.csv.gz"
     if not resource.is_file():
         raise FileNotFoundError("foundations/data/digits.csv.gz is missing from the installed "
@@ -147,7 +137,7 @@ def load_mnist(path:str|Path, # the folder holding MNIST's IDX files (gzipped or
     if split not in ("train", "test"):
         raise ValueError(f'split must be "train" or "test", not {split!r}')
     folder = _check_path(path)
-    _check_device(device)
+    if device is not None: check_device(device, "device")
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder. This loader never downloads: "
                                 "put MNIST's four IDX files in a folder and name it")
@@ -279,7 +269,7 @@ def shuffled_batches(n:int, # how many samples (at most 2**31 - 1)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, "
                         f"not {type(generator).__name__}")
-    _check_device(device)
+    if device is not None: check_device(device, "device")
     return torch.randperm(n, generator=generator).to(device).split(batch_size)
 
 # %% ../nbs/06_training.ipynb #1c37fb2a

@@ -24,6 +24,7 @@ PACKAGES = HERE / "colab_packages.txt"
 RUNNER = HERE / "colab_run_notebook.py"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nn-foundations"
 CELL_TIMEOUT = 300   # seconds for one cell, setup cell included
+NOTEBOOK_TIMEOUT = 1200  # seconds for a whole notebook, kernel start and shutdown included
 RECIPE = 2           # bump when base_env() changes what it builds: the cache key includes it
 
 FAKE_COLAB = '"""Stand-in for Colab\'s own `google.colab`: the simulation needs it importable and imported."""\n'
@@ -153,8 +154,10 @@ def prepare(notebook, dest, flags, nb=None):
     return skip
 
 
-def clean_env(venv, wheels, jupyter, runtime):
-    "The environment of the simulated runtime: its own Python first, our wheel findable by name."
+def clean_env(venv, wheels, jupyter, runtime, threads=None):
+    """The environment of the simulated runtime: its own Python first, our wheel findable by name,
+    and `threads` OpenMP threads for torch if given (so notebooks run side by side share the cores
+    instead of fighting over them; the number of threads changes no result)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "JUPYTER", "IPYTHON", "MPL"))
            and k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "IN_TEST", "CONDA_PREFIX")}
@@ -168,14 +171,16 @@ def clean_env(venv, wheels, jupyter, runtime):
     env["PIP_NO_INPUT"] = "1"
     env["JUPYTER_PATH"] = str(jupyter)          # the kernelspec below, before any other
     env["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    if threads: env["OMP_NUM_THREADS"] = str(threads)
     return env
 
 
-def run_notebook(notebook, base, wheel, flags, cleanup=None, nb=None):
+def run_notebook(notebook, base, wheel, flags, cleanup=None, nb=None, threads=None):
     """Run `notebook` on a fresh copy of the `base` environment; return a dict: `ok`, `seconds`,
     `setup_seconds` (the setup cell), `skipped` cells, `installed` (what the setup cell added or
     changed, `name==version`), and for a failure the failing `cell`, its `source` and `message`.
-    `nb`, a notebook dict, runs in place of the file's content (under the file's name).
+    `nb`, a notebook dict, runs in place of the file's content (under the file's name); `threads`
+    is the number of torch threads (default: torch's own choice, all cores).
     The copy is deleted at the end, by `cleanup(folder)` if given (deleting 46,000 hard links is
     slow disk work that need not hold up the next notebook), else here."""
     start = time.perf_counter()
@@ -194,9 +199,14 @@ def run_notebook(notebook, base, wheel, flags, cleanup=None, nb=None):
         nb_copy = content / Path(notebook).name
         skip = prepare(notebook, nb_copy, flags, nb)
         out = run_dir / "result.json"
-        proc = subprocess.run([str(venv / "bin" / "python"), str(RUNNER), str(nb_copy), str(out),
-                               str(CELL_TIMEOUT)], cwd=content, capture_output=True, text=True,
-                              env=clean_env(venv, wheel.parent, jupyter, runtime))
+        try:
+            proc = subprocess.run([str(venv / "bin" / "python"), str(RUNNER), str(nb_copy), str(out),
+                                   str(CELL_TIMEOUT)], cwd=content, capture_output=True, text=True,
+                                  env=clean_env(venv, wheel.parent, jupyter, runtime, threads),
+                                  timeout=NOTEBOOK_TIMEOUT)
+        except subprocess.TimeoutExpired as e:
+            return dict(ok=False, seconds=time.perf_counter() - start, cell=None, source="",
+                        message=f"the notebook ran past {NOTEBOOK_TIMEOUT} s:\n{e.stdout or ''}\n{e.stderr or ''}")
         if not out.exists():
             return dict(ok=False, seconds=time.perf_counter() - start, cell=None, source="",
                         message=f"the runner stopped ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

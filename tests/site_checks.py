@@ -89,13 +89,15 @@ def _directives(source):
         key, _, value = line[2:].partition(":")
         try: value = yaml.safe_load(value) if value.strip() else True
         except yaml.YAMLError: value = value.strip()
-        found[key.strip()] = str(value).lower()
+        found[(key.split() or [""])[0]] = str(value).lower()  # `#| export core` -> export
     return found
 
 
 def expectations(nb_path):
     """What the page of notebook `nb_path` must show: `folds`, the code cells folded closed
-    (`#| code-fold: true` on a cell whose code is shown), and `callouts`, the callout divs in its markdown."""
+    (`#| code-fold: true` on a cell whose code nbdev and Quarto show: not `echo: false`, not
+    exported with `export`, not hidden, not a `show_doc` call), and `callouts`, the callout divs in
+    its markdown."""
     folds = callouts = 0
     for cell in json.loads(Path(nb_path).read_text())["cells"]:
         source = "".join(cell["source"])
@@ -103,9 +105,13 @@ def expectations(nb_path):
             callouts += len(re.findall(r"^:::+\s*(\{[^}\n]*\.|)callout-(note|tip|warning|important|caution)\b", source, re.M))
         elif cell["cell_type"] == "code":
             d = _directives(source)
-            shown = d.get("echo") != "false" and d.get("include") != "false" and "hide" not in d
+            shown = (d.get("echo") != "false" and d.get("include") != "false" and not set(d) & _NBDEV_HIDES
+                     and not re.search(r"^show_doc", source, re.M))
             folds += shown and d.get("code-fold") == "true"
     return dict(folds=folds, callouts=callouts)
+
+
+_NBDEV_HIDES = {"default_exp", "hide", "exporti", "export"}  # nbdev drops these cells' code from the page
 
 
 @lru_cache(maxsize=None)

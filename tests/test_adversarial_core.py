@@ -17,7 +17,7 @@ FAST = settings(max_examples=30, derandomize=True, deadline=None, database=None)
 
 
 def test_every_public_name_is_covered():
-    assert set(C.__all__) == {"check_tensor", "check_shapes", "check_int", "check_number", "check_column_or_vector",
+    assert set(C.__all__) == {"check_tensor", "check_shapes", "check_int", "check_number", "check_device", "check_column_or_vector",
                               "add_grad", "zero_grads", "upstream_grad"}
 
 
@@ -90,6 +90,23 @@ def test_check_number(value, positive, finite):
         ok = type(result) is float and (result == float(value) or math.isnan(result))
         ok = ok and (not finite or math.isfinite(result)) and (not positive or result > 0)
         record_correct(ok, f"check_number({value!r}, positive={positive}, finite={finite})")
+
+
+# ---- check_device ---------------------------------------------------------------------------------------
+NOT_DEVICES = NOT_TENSORS + [True, 0, torch.ones(1), b"cpu"]
+BAD_DEVICES = ["", "nowhere", "cpu:x", "cuda:-1", "gpu", "mps", "cuda:99"] + ([] if torch.cuda.is_available() else ["cuda"])
+
+
+@FAST
+@given(value=st.sampled_from(NOT_DEVICES + BAD_DEVICES + ["cpu", "meta", torch.device("cpu"), torch.device("meta")]))
+def test_check_device(value):
+    "Returns a torch.device for a device this machine has; TypeError (kind) or ValueError (name) naming it."
+    outcome, result = judge(C.check_device, value, "where", names=("where",))
+    good = isinstance(value, (str, torch.device)) and str(value) in ("cpu", "meta")
+    record_correct((outcome == "result") == good, f"check_device({value!r:.40})")
+    if outcome == "result": assert type(result) is torch.device and result == torch.device(value)
+    elif not isinstance(value, (str, torch.device)): assert isinstance(result, TypeError)
+    else: assert isinstance(result, ValueError)
 
 
 # ---- check_column_or_vector -----------------------------------------------------------------------------

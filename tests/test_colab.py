@@ -16,7 +16,7 @@ time of each one and what the setup cell installed. See `tests/colab_sim.py` for
 The other tests here are quick: the setup cell is the same in every notebook and installs by name,
 the simulation skips the cells nbdev skips, and the release's version check works both ways.
 """
-import json, os, re, resource, subprocess, sys, time
+import difflib, json, os, re, resource, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -78,9 +78,13 @@ def test_setup_cell_is_the_same_everywhere_and_installs_by_name(project):
     assert reference.startswith("#| hide"), "the setup cell must stay hidden on the site"
     assert '"google.colab" in sys.modules' in reference, "the setup cell must act on Colab only"
     assert not re.search(r"git\+|https?://|github", reference), f"install by name, not from a URL:\n{reference}"
-    differ = [name(p) for p in book_notebooks()
-              if len(cells(p)) <= SETUP_CELL or source(cells(p)[SETUP_CELL]) != reference]
-    assert not differ, f"cell {SETUP_CELL} differs from index.ipynb's setup cell in: {differ}"
+    differ = {name(p): source(cells(p)[SETUP_CELL]) if len(cells(p)) > SETUP_CELL else ""
+              for p in book_notebooks()}
+    differ = {n: s for n, s in differ.items() if s != reference}
+    diffs = ["\n".join(difflib.unified_diff(reference.splitlines(), s.splitlines(), "index.ipynb", n,
+                                            lineterm="")) for n, s in differ.items()]
+    assert not differ, (f"cell {SETUP_CELL} differs from index.ipynb's setup cell in {list(differ)}:\n"
+                        + "\n".join(diffs))
 
 
 def test_book_extra_covers_what_the_notebooks_import(project):
@@ -195,7 +199,8 @@ def colab(request, tmp_path_factory):
     def one(nb):
         # In a solved exercise notebook the `check` cells run too, as `nbdev-test --flags notest` would.
         try: r = colab_sim.run_notebook(nb, base, wheel, [] if nb in solved else flags,
-                                        lambda d: cleaner.submit(colab_sim.remove, d), solved.get(nb))
+                                        lambda d: cleaner.submit(colab_sim.remove, d), solved.get(nb),
+                                        threads=max(1, len(os.sched_getaffinity(0)) // WORKERS))
         except Exception as e: r = dict(ok=False, seconds=0.0, cell=None, source="", message=repr(e))
         report.results[name(nb)] = r
         if len(report.results) == len(selected):
