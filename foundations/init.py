@@ -56,6 +56,7 @@ def _check_random_args(what, shape, dtype, device, generator):
                          f"{nbytes / 2**30:,.1f} GiB, "
                          f"more than the {total / 2**30:,.1f} GiB of memory on {device}")
 
+# %% ../nbs/03_init.ipynb #b62d470c
 def activation_stds(x:torch.Tensor, # the input batch (n, width), or a stack of them (..., n, width)
                     n_layers:int, # how many square (width, width) random layers to stack
                     scale:float, # each layer's weights are N(0, 1) times this
@@ -82,7 +83,6 @@ def activation_stds(x:torch.Tensor, # the input batch (n, width), or a stack of 
         if nonlinearity is not None: x = nonlinearity(x)
         stds.append(_std(x))
     return torch.stack(stds, dim=-1)
-
 
 # %% ../nbs/03_init.ipynb #4ef84d22
 def relu(x:torch.Tensor, # a floating-point tensor of any shape (integers, bools, complex: refused)

@@ -15,7 +15,7 @@
 Cells that nbdev's test runner skips are skipped here too: `#| eval: false` and the flags in
 `tst_flags` (`notest`).
 """
-import fcntl, hashlib, json, os, platform, shutil, subprocess, sys, time
+import fcntl, hashlib, json, os, platform, shutil, subprocess, sys, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -184,9 +184,11 @@ def run_notebook(notebook, base, wheel, flags, cleanup=None, nb=None, threads=No
     The copy is deleted at the end, by `cleanup(folder)` if given (deleting 46,000 hard links is
     slow disk work that need not hold up the next notebook), else here."""
     start = time.perf_counter()
-    run_dir = CACHE / "colab-runs" / f"{os.getpid()}-{Path(notebook).stem}"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
+    runs = CACHE / "colab-runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    # A folder of its own (chapters and their exercise notebooks share names), named by this
+    # process so that `stale_runs` can tell a dead run's leftovers.
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{Path(notebook).stem}-", dir=runs))
     try:
         venv, content, jupyter, runtime = (run_dir / n for n in ("venv", "content", "jupyter", "runtime"))
         _run("cp", "-al", base, venv)

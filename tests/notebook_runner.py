@@ -39,7 +39,7 @@ def code_size(path):
 
 
 def _run_in_child(path, threads, conn):
-    "Process body: run one notebook with nbdev's `test_nb`, send back `(passed, error text)`."
+    "Process body: run one notebook with nbdev's `test_nb`, send back `(passed, error text, CPU seconds)`."
     captured = io.StringIO()
     try:
         import torch
@@ -51,19 +51,21 @@ def _run_in_child(path, threads, conn):
         sys.__stderr__ = captured  # where test_nb writes the failing cell's traceback
         passed, _ = test_nb(path, skip_flags=flags, basepath=cfg.config_path, cell_timeout=cfg.cell_timeout or None)
     except BaseException:
-        import traceback
         passed = False
         captured.write(traceback.format_exc())
-    import resource
-    usage = resource.getrusage(resource.RUSAGE_SELF)  # this notebook's own CPU time (the fork's, not the server's)
-    conn.send((bool(passed), captured.getvalue(), usage.ru_utime + usage.ru_stime))
+    try:
+        import resource
+        usage = resource.getrusage(resource.RUSAGE_SELF)  # this notebook's own CPU time, not the server's
+        cpu = usage.ru_utime + usage.ru_stime
+    except ImportError: cpu = 0.0  # Windows
+    conn.send((bool(passed), captured.getvalue(), cpu))
     conn.close()
 
 
 def run_notebooks(paths, workers=None, on_result=None, last_seconds=None):
     """Run every notebook in `paths`; return {name: (passed, seconds, error text, CPU seconds)} in
-    `paths` order. `on_result(name, passed, seconds, error, cpu)` is called as each notebook finishes; `last_seconds`
-    ({name: seconds} from an earlier run) decides which start first."""
+    `paths` order. `on_result(name, passed, seconds, error, cpu)` is called as each notebook
+    finishes; `last_seconds` ({name: seconds} from an earlier run) decides which start first."""
     paths = [Path(p).resolve() for p in paths]
     workers = workers or default_workers(len(paths))
     threads = max(1, cores() // workers)
