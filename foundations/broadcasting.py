@@ -70,6 +70,7 @@ def _per_channel(value, name, x):
     if value.ndim == 0 and getattr(x, "ndim", 0) >= 3: value = value.expand(x.shape[-3])
     return value
 
+# %% ../nbs/02_broadcasting.ipynb #3eca25ea
 def normalize(x:torch.Tensor, # images shaped (..., channels, height, width), floating point
               mean, # per-channel means: a sequence or a (channels,) tensor; or one number for all
               std,  # one standard deviation per channel (positive), shaped like `mean`

@@ -24,6 +24,7 @@ def _cuda_devices(args, kwargs):
         devices |= {t.device for t in items if isinstance(t, torch.Tensor) and t.is_cuda}
     return devices
 
+# %% ../nbs/01_matmul.ipynb #0de29d35
 def median_time(f,          # the function to time
                 *args,      # positional arguments passed to `f`
                 repeats=10, # how many timed calls to take the median of

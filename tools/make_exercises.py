@@ -15,7 +15,9 @@ Run from the repository root after changing a chapter (and `nbdev-export`):
     python tools/make_exercises.py            # writes nbs/exercises/
     python tools/make_exercises.py --out DIR  # writes them somewhere else, e.g. to compare
 """
-import argparse, ast, functools, hashlib, importlib, json, re, tomllib
+import argparse, ast, functools, hashlib, importlib, json, re
+try: import tomllib                     # Python 3.11+
+except ModuleNotFoundError: import tomli as tomllib   # Python 3.10: the same parser, from PyPI
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
