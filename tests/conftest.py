@@ -48,7 +48,9 @@ def pytest_collection_finish(session):
 
 
 def pytest_sessionfinish(session):
-    "Remember each notebook's time in pytest's cache, so that next time the longest start first."
+    """End notebooks still running (pytest stopped early); remember each notebook's time in
+    pytest's cache, so that next time the longest start first."""
+    if notebook_run: notebook_run.stop()
     cache = getattr(session.config, "cache", None)
     if notebook_run and notebook_run.results and cache is not None:
         from test_notebooks import CACHE_KEY

@@ -62,10 +62,11 @@ def _run_in_child(path, threads, conn):
     conn.close()
 
 
-def run_notebooks(paths, workers=None, on_result=None, last_seconds=None):
+def run_notebooks(paths, workers=None, on_result=None, last_seconds=None, stop=None):
     """Run every notebook in `paths`; return {name: (passed, seconds, error text, CPU seconds)} in
     `paths` order. `on_result(name, passed, seconds, error, cpu)` is called as each notebook
-    finishes; `last_seconds` ({name: seconds} from an earlier run) decides which start first."""
+    finishes; `last_seconds` ({name: seconds} from an earlier run) decides which start first. Once
+    the event `stop` is set, running notebooks are ended and the rest never start (no result)."""
     paths = [Path(p).resolve() for p in paths]
     workers = workers or default_workers(len(paths))
     threads = max(1, cores() // workers)
@@ -77,6 +78,10 @@ def run_notebooks(paths, workers=None, on_result=None, last_seconds=None):
     longest_first = sorted(paths, key=lambda p: (last.get(p.name, -1), code_size(p)), reverse=True)
     pending, running, results = longest_first, {}, {}  # the longest first leaves a short tail
     while pending or running:
+        if stop is not None and stop.is_set():
+            for _, process, _ in running.values(): process.terminate()
+            for _, process, _ in running.values(): process.join()
+            break
         while pending and len(running) < workers:
             path = pending.pop(0)
             receive, send = ctx.Pipe(duplex=False)
@@ -84,7 +89,7 @@ def run_notebooks(paths, workers=None, on_result=None, last_seconds=None):
             process.start()
             send.close()
             running[receive] = (path, process, time.perf_counter())
-        for conn in wait(list(running)):
+        for conn in wait(list(running), timeout=0.5):
             path, process, start = running.pop(conn)
             try: passed, error, cpu = conn.recv()
             except EOFError: passed, error, cpu = False, "the process running it ended without a result", 0.0
@@ -92,7 +97,7 @@ def run_notebooks(paths, workers=None, on_result=None, last_seconds=None):
             if process.exitcode: error += f"\n(the notebook's process exited with code {process.exitcode})"
             results[path.name] = (passed, time.perf_counter() - start, error, cpu)
             if on_result: on_result(path.name, *results[path.name])
-    return {p.name: results[p.name] for p in paths}
+    return {p.name: results[p.name] for p in paths if p.name in results}
 
 
 class BackgroundRun:
@@ -103,7 +108,7 @@ class BackgroundRun:
     def __init__(self, paths, workers=None, last_seconds=None):
         self.paths, self.last_seconds = [Path(p).resolve() for p in paths], last_seconds
         self.workers = workers or default_workers(len(self.paths))
-        self.results, self.done = {}, {p.name: threading.Event() for p in self.paths}
+        self.results, self.done, self.stopping = {}, {p.name: threading.Event() for p in self.paths}, threading.Event()
         self.started, self.finished = time.perf_counter(), None
         self.thread = threading.Thread(target=self._run, name="notebooks", daemon=True)
         self.thread.start()
@@ -113,7 +118,7 @@ class BackgroundRun:
         self.done[name].set()
 
     def _run(self):
-        try: run_notebooks(self.paths, self.workers, on_result=self._record, last_seconds=self.last_seconds)
+        try: run_notebooks(self.paths, self.workers, self._record, self.last_seconds, self.stopping)
         except BaseException:
             failure = traceback.format_exc()
             for name in self.done:
@@ -122,10 +127,15 @@ class BackgroundRun:
             self.finished = time.perf_counter()
             for event in self.done.values(): event.set()
 
+    def stop(self):
+        "End the notebooks still running (pytest stopped early, e.g. `-x`); wait until they have ended."
+        self.stopping.set()
+        self.thread.join()
+
     def result(self, name):
         "(passed, seconds, error text, CPU seconds) of notebook `name`, once it has run."
         self.done[name].wait()
-        return self.results[name]
+        return self.results.get(name, (False, 0.0, "not run: the notebooks were stopped first", 0.0))
 
 
 if __name__ == "__main__":
