@@ -5,7 +5,7 @@ the notebooks the time of each one, so "how long does the whole book take to run
 """
 from collections import defaultdict
 from pathlib import Path
-import time
+import sys, time
 try: import tomllib                     # Python 3.11+
 except ModuleNotFoundError: import tomli as tomllib   # Python 3.10: the same parser, from PyPI
 
@@ -81,3 +81,8 @@ def pytest_terminal_summary(terminalreporter):
         write(f"{sum(r[1] for r in results.values()):8.1f} s  executing every notebook ({len(results)}, one fresh process "
               f"each, {run.workers} at once alongside the other parts: {span:.1f} s from first start to last result; "
               f"{sum(r[3] for r in results.values()):.1f} s CPU)")
+    adversarial = sys.modules.get("adversarial")   # the harness of tests/test_adversarial_*.py, if they ran
+    if adversarial is not None and adversarial.OUTCOMES:
+        write("")
+        for outcome, count in adversarial.OUTCOMES.most_common(): write(f"{count:8d}    {outcome}")
+        write(f"{sum(adversarial.OUTCOMES.values()):8d}    adversarial calls judged (tests/adversarial.py)")

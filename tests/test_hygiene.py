@@ -94,3 +94,16 @@ def test_colab_badge_and_setup_cell(notebook, project):
         and 'if "google.colab" in sys.modules' in setup[0], \
         f"{notebook.name}: the Colab cell must install nn-foundations[book] by name (never a git URL), only inside Colab"
     assert "drive" not in setup[0], f"{notebook.name}: the Colab cell must not touch Google Drive"
+
+
+@pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.name)
+def test_no_cell_gives_quarto_one_option_twice(notebook):
+    "Quarto reads a cell's `#| key: value` lines as YAML, where a key given twice is an error."
+    from nbdev.processors import FilterDefaults
+    for cell in _cells(notebook):
+        if cell["cell_type"] != "code": continue
+        keys = [l[2:].partition(":")[0].strip() for l in _source(cell).splitlines() if l.startswith("#|")]
+        keys = [k for k in keys if not k.split()[0] in ("export", "exports", "exporti", "hide", "default_exp")]
+        assert len(keys) == len(set(keys)), f"{notebook.name}: a cell repeats an option: {keys}"
+    assert "add_fold" not in [p.__name__ for p in FilterDefaults().procs()], \
+        "nbdev's add_fold would add code-fold to exported cells that fold themselves (skip_procs)"
