@@ -31,7 +31,7 @@ LINK_FILTER = Path(__file__).with_name("site_links.lua")
 PREVIEW_CSS = Path(__file__).with_name("preview.css")
 QUARTO_HELP = "https://quarto.org/docs/get-started/"
 # How pandoc reads a notebook: Markdown in HTML blocks, and fenced divs (`::: {.callout-note}`) as Quarto reads them.
-PANDOC_FROM = "ipynb+markdown_in_html_blocks+fenced_divs"
+PANDOC_FROM = "ipynb+markdown_in_html_blocks+fenced_divs+link_attributes"
 
 
 def chapter_order(nbs_path):
