@@ -65,6 +65,7 @@ def _transpose_hint(patterns, shapes):
 
 def _shape_error(fn, args):
     "The ValueError for tensors that do not fit their patterns: what was expected, what came, why."
+    for name, (t, _) in args.items(): check_tensor(t, name)   # a later argument may be no tensor
     patterns = {name: pattern for name, (_, pattern) in args.items()}
     shapes = [tuple(t.shape) for t, _ in args.values()]
     _, problem = _bind(patterns, shapes)
@@ -75,6 +76,7 @@ def _shape_error(fn, args):
 
 def _mixed_error(fn, args, same_dtype):
     "The ValueError for tensors on more than one device (or of more than one dtype)."
+    for name, (t, _) in args.items(): check_tensor(t, name)
     one = "one dtype and one device" if same_dtype else "one device"
     got = ", ".join(f"{n} {t.dtype} on {t.device}" for n, (t, _) in args.items())
     return ValueError(f"{fn} needs {', '.join(args)} on {one}; got {got}")
