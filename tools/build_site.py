@@ -123,7 +123,7 @@ def nav_html(pages, current):
         mark = ' aria-current="page"' if href == current else ""
         return f'<li><a href="{posixpath.relpath(href, here or ".")}"{mark}>{html.escape(title)}</a></li>'
     items = "".join(item(href, title) for href, title in pages)
-    return (f'<nav id="book-nav" aria-label="Chapters"><ol>{items}</ol>'
+    return (f'<nav id="book-nav" aria-label="Chapters"><ul>{items}</ul>'
             f'<p class="preview-note">Plain preview rendered with pandoc. '
             f'The full site needs Quarto: <a href="{QUARTO_HELP}">{QUARTO_HELP}</a>.</p></nav>')
 
