@@ -7,9 +7,9 @@ Docs: https://nn-foundations.github.io/foundations/numpy_edition.html.md"""
 # %% auto #0
 __all__ = ['check_array', 'check_shapes', 'check_matmul_args', 'matmul_loops', 'matmul_elementwise', 'broadcast_to', 'normalize',
            'matmul_broadcast', 'matmul_einsum', 'lin', 'relu', 'check_column_or_vector', 'mse', 'two_layer_net',
-           'xavier_init', 'kaiming_init', 'activation_stds', 'GradArray', 'add_grad', 'upstream_grad', 'mse_grad',
-           'relu_grad', 'lin_grad', 'forward_and_backward', 'numerical_grad', 'Relu', 'Lin', 'Mse', 'Model',
-           'broadcast_shapes', 'LayerFunction']
+           'xavier_init', 'kaiming_init', 'activation_stds', 'GradArray', 'add_grad', 'mse_grad', 'relu_grad',
+           'lin_grad', 'forward_and_backward', 'numerical_grad', 'Relu', 'Lin', 'Mse', 'Model', 'broadcast_shapes',
+           'LayerFunction', 'match_shapes', 'zero_grads', 'upstream_grad']
 
 # %% ../nbs/08_numpy_edition.ipynb #3a1fa739
 import numbers
@@ -18,14 +18,16 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 # arithmetic on shapes: no array library at all
 from .broadcasting import broadcast_shapes
-# Python classes and calls: no array library either
+# Python classes and calls: no array library either (Model: all but the layers it builds)
+from . import modules
 from .modules import LayerFunction
-# Python numbers; setting .g = None
-from .core import check_int, check_number, zero_grads
+# Python numbers; shapes as tuples; the bookkeeping of .g, which asks only for shape and dtype
+from . import core
+from .core import check_int, check_number, match_shapes, zero_grads, upstream_grad
 
 # %% ../nbs/08_numpy_edition.ipynb #64395662
 # imported, not twinned, but part of the NumPy edition all the same
-_all_ = ["broadcast_shapes", "LayerFunction"]
+_all_ = ["broadcast_shapes", "LayerFunction", "match_shapes", "zero_grads", "upstream_grad"]
 
 # %% ../nbs/08_numpy_edition.ipynb #7aff93f5
 def check_array(t, # the value to check
@@ -47,22 +49,6 @@ def check_array(t, # the value to check
     return t
 
 # %% ../nbs/08_numpy_edition.ipynb #40867138
-def _bind(patterns, shapes):
-    "Match each shape to its pattern: (sizes of the named dimensions, None) or (None, the problem)."
-    sizes, seen_in = {}, {}
-    for (name, dims), shape in zip(patterns.items(), shapes):
-        leading = dims[:1] == ["..."]
-        dims = dims[1:] if leading else dims
-        if len(shape) < len(dims) if leading else len(shape) != len(dims):
-            return None, f"{name} must be {'at least ' if leading else ''}{len(dims)}-D"
-        for dim, size in zip(dims, shape[len(shape) - len(dims):]):
-            if dim.isdigit():
-                if size != int(dim): return None, f"{name} must have size {dim} where it has {size}"
-            elif dim in sizes and sizes[dim] != size:
-                return None, f"{dim} is {sizes[dim]} in {seen_in[dim]} but {size} in {name}"
-            else: sizes.setdefault(dim, size); seen_in.setdefault(dim, name)
-    return sizes, None
-
 def check_shapes(fn:str, # the name of the calling function, used in the message
                  /,
                  *,
@@ -72,18 +58,7 @@ def check_shapes(fn:str, # the name of the calling function, used in the message
                 ) -> dict: # the size of each named dimension
     "Check that arrays fit patterns like `x=(x, '... n_in'), w=(w, 'n_in n_out')`; give sizes."
     for name, (t, _) in args.items(): check_array(t, name, floating=floating)
-    patterns = {name: pattern.split() for name, (_, pattern) in args.items()}
-    shapes = [t.shape for t, _ in args.values()]
-    sizes, problem = _bind(patterns, shapes)
-    if problem:
-        expected = ", ".join(f"{n} {tuple(p)}".replace("'", "") for n, p in patterns.items())
-        got = ", ".join(f"{n} {s}" for n, s in zip(args, shapes))
-        hint = ""
-        for i, (name, shape) in enumerate(zip(args, shapes)):  # would a transpose fix it?
-            if len(shape) == 2 and shape[0] != shape[1]:
-                if _bind(patterns, shapes[:i] + [shape[::-1]] + shapes[i + 1:])[1] is None:
-                    hint = f" ({name} looks transposed: try {name}.T)"
-        raise ValueError(f"{fn} expects {expected}; got {got}: {problem}{hint}")
+    sizes = match_shapes(fn, **{name: (t.shape, pattern) for name, (t, pattern) in args.items()})
     if same_dtype and len({t.dtype for t, _ in args.values()}) > 1:
         raise ValueError(f"{fn} needs {', '.join(args)} of one dtype; got "
                          + ", ".join(f"{n} {t.dtype}" for n, (t, _) in args.items()))
@@ -324,40 +299,11 @@ class GradArray(np.ndarray):
 def add_grad(t:np.ndarray, # the array whose gradient this is: a GradArray
              g:np.ndarray, # a contribution to d loss / d t: same shape and dtype as t
             ) -> None:
-    "Add the gradient `g` into `t.g` (created on the first contribution); `t`: a `GradArray`."
+    "Chapter 4's `add_grad` (from core) for NumPy: `t` must be a `GradArray`; `t.g` stays plain."
     if not isinstance(t, GradArray):
         raise TypeError(f"a plain {type(t).__name__} cannot hold a gradient (a NumPy array takes "
                         "no attributes): wrap the array once, a = GradArray(a), and pass that")
-    g = np.asarray(check_array(g, "g"))   # a plain array, as a tensor's .g is a plain tensor
-    if g.shape != t.shape:
-        raise ValueError(f"a gradient must have the shape of its array: got {g.shape} for an "
-                         f"array of shape {t.shape}")
-    if g.dtype != t.dtype:
-        raise ValueError(f"a gradient must have the dtype of its array: got {g.dtype} for an "
-                         f"array of {t.dtype}")
-    old = t.g
-    if old is not None and (not isinstance(old, np.ndarray) or old.shape != t.shape):
-        raise ValueError(f"the array's existing .g is not a gradient of its shape {t.shape}: "
-                         "clear stale gradients (set .g = None) before a backward pass")
-    t.g = g if old is None else old + g
-
-def upstream_grad(out:np.ndarray, # the output of a step, whose .g the step after it has filled
-                  fn_name:str, # the gradient function asking, named in the message
-                 ) -> np.ndarray: # out.g
-    "The gradient of the loss with respect to `out`, stored by the step after this one."
-    g = getattr(check_array(out, "out"), "g", None)
-    if g is None:
-        raise ValueError(f"{fn_name} needs out.g, the gradient of the loss with respect to this "
-                         "step's output; call the gradient function of the step after this one "
-                         "first")
-    if not isinstance(g, np.ndarray):
-        raise TypeError(f"out.g must be a numpy.ndarray, not {type(g).__name__}")
-    if g.shape != out.shape:
-        raise ValueError(f"out.g has shape {g.shape} but out has shape {out.shape}")
-    if g.dtype != out.dtype:
-        raise ValueError(f"out.g is {g.dtype} but out is {out.dtype}: a gradient has the dtype "
-                         "of its array")
-    return g
+    core.add_grad(t, np.asarray(check_array(g, "g")))
 
 # %% ../nbs/08_numpy_edition.ipynb #e9fdfd49
 _READ_ONLY = {  # arguments a backward step reads but never writes a gradient into, and why
@@ -549,8 +495,8 @@ class Mse(LayerFunction):
     def bwd(self, out, inp, targ): mse_grad(inp, targ)
 
 # %% ../nbs/08_numpy_edition.ipynb #31ff8397
-class Model:
-    "The book's two-layer net (linear, ReLU, linear), an MSE loss and a hand-written backward pass."
+class Model(modules.Model):
+    "Chapter 5's two-layer net (linear, ReLU, linear, MSE loss), built from the NumPy layers."
     def __init__(self,
                  w1:np.ndarray, # first layer's weights, (n_in, n_hidden): a GradArray
                  b1:np.ndarray, # first layer's bias, (n_hidden,): a GradArray
@@ -559,25 +505,12 @@ class Model:
                 ):
         _check_grad_arrays("Model", w1=w1, b1=b1, w2=w2, b2=b2)
         self.params = (w1, b1, w2, b2)
-        self.layers = [Lin(w1, b1), Relu(), Lin(w2, b2)]
-        self.loss = Mse()
+        self.layers, self.loss = [Lin(w1, b1), Relu(), Lin(w2, b2)], Mse()
 
     def __call__(self,
                  x:np.ndarray, # inputs, (n, n_in): a GradArray
                  targ:np.ndarray, # targets, (n,)
                 ) -> np.floating: # the loss, a NumPy scalar
-        "Run the layers and the loss forward; each layer remembers what its backward pass needs."
+        "Chapter 5's forward pass, once `x` is known to be able to hold its gradient."
         _check_grad_arrays("Model", x=x)
-        self.x = x
-        for layer in self.layers: x = layer(x)
-        return self.loss(x, targ)
-
-    def backward(self):
-        "Clear old `.g`, then set `.g` on the last call's input, weights and biases, loss first."
-        if not hasattr(self, "x"):
-            raise RuntimeError("Model.backward() needs a forward pass first: call model(x, targ)")
-        zero_grads(self.x, *self.params, *(layer.out for layer in self.layers))
-        self.loss.backward()
-        for layer in reversed(self.layers): layer.backward()
-
-    def __repr__(self): return f"{type(self).__name__}({self.layers}, loss={self.loss})"
+        return super().__call__(x, targ)

@@ -17,7 +17,7 @@ FAST = settings(max_examples=30, derandomize=True, deadline=None, database=None)
 
 
 def test_every_public_name_is_covered():
-    assert set(C.__all__) == {"check_tensor", "check_shapes", "check_int", "check_number", "check_device", "check_column_or_vector",
+    assert set(C.__all__) == {"check_tensor", "check_shapes", "match_shapes", "check_int", "check_number", "check_device", "check_column_or_vector",
                               "add_grad", "zero_grads", "upstream_grad"}
 
 
@@ -64,6 +64,36 @@ def test_check_shapes_messages():
     assert outcome == "result"
     outcome, e = judge(C.check_shapes, "f", names=("a", "b"), a=(torch.randn(2), "n"), b=(torch.randn(2, device="meta"), "n"))
     assert outcome == "error" and "meta" in str(e)
+
+
+# ---- match_shapes: check_shapes without the tensors, for any array library ---------------------------------
+NOT_PAIRS = [3, None, "n k", ((2, 3),), ((2, 3), "n k", "x"), ([2, 3], "n k"), ((2, 3), 3), ((2, 3), None),
+             ((2, 3), ["n", "k"]), [(2, 3), "n k"], (torch.randn(2, 3), "n k"), (np.ones((2, 3)), "n k")]
+
+@FAST
+@given(a=st.sampled_from(NOT_PAIRS + [((2, 3), "n k"), (torch.Size([2, 3]), "n k"), (np.ones((2, 3)).shape, "... k"),
+                                     ((4, 3), "n k"), ((2,), "n k"), ((2, 5), "n 3"), ((), "")]))
+def test_match_shapes(a):
+    "Sizes when the shapes fit (k shared with b's (3,)); else TypeError for a non-pair, ValueError naming a."
+    outcome, result = judge(C.match_shapes, "f", a=a, b=((3,), "k"), names=("a",))
+    if outcome == "result":
+        shape, pattern = a
+        expect = {"k": 3} | ({"n": shape[0]} if pattern.startswith("n") else {})
+        fits = len(shape) == 2 and shape[-1] == 3 if pattern.startswith("n") else shape[-1:] in ((3,), ())
+        record_correct(result == expect and fits, f"match_shapes(a={a!r:.40})")
+    else:
+        fits_kind = isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], tuple) and isinstance(a[1], str)
+        assert isinstance(result, ValueError if fits_kind else TypeError)
+
+
+def test_match_shapes_is_check_shapes_without_tensors():
+    "The same sizes and the same message as check_shapes, from shapes alone."
+    x, w = torch.randn(5, 4), torch.randn(3, 4)
+    _, from_tensors = judge(C.check_shapes, "lin", names=("w",), x=(x, "... n_in"), w=(w, "n_in n_out"))
+    _, from_shapes = judge(C.match_shapes, "lin", names=("w",), x=(x.shape, "... n_in"), w=(tuple(w.shape), "n_in n_out"))
+    assert str(from_tensors) == str(from_shapes) and "try w.T" in str(from_shapes)
+    outcome, sizes = judge(C.match_shapes, "f", a=((2, 3, 4), "... n k"), b=((4,), "k"), c=((3, 4), "n 4"))
+    assert outcome == "result" and sizes == {"n": 3, "k": 4}
 
 
 # ---- check_int and check_number -------------------------------------------------------------------------
