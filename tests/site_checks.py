@@ -120,17 +120,15 @@ def _anchors(path):
     return frozenset(re.findall(r'\bid="([^"]+)"', Path(path).read_text(errors="replace")))
 
 
-async def check_page(browser, page_path, site_dir, expected_nav, expect=None):
-    """Open one page; return (problems, stats).
+async def check_page(page, page_path, site_dir, expected_nav, expect=None):
+    """Open one page in the browser tab `page` (see `_tab`); return (problems, stats).
 
     `expected_nav`: page paths relative to `site_dir`, in order; `expect`: what `expectations` says
     of its notebook, or None to skip those two counts. stats: math elements, images, folds (closed on
     load, open on load), callouts."""
     page_path, site_dir = Path(page_path), Path(site_dir).resolve()
     name, problems = page_path.relative_to(site_dir).as_posix() if page_path.is_absolute() else page_path.as_posix(), []
-    page = await browser.new_page(viewport=VIEWPORT)
-    page.on("console", lambda m: m.type == "error" and problems.append(f"{name}: console error: {m.text}"))
-    page.on("pageerror", lambda e: problems.append(f"{name}: page error: {e}"))
+    page.name, page.errors = name, problems   # the tab's console and page errors now belong to this page
     await page.goto((site_dir / name).as_uri(), wait_until="load")
     await page.wait_for_timeout(100)
 
@@ -181,7 +179,7 @@ async def check_page(browser, page_path, site_dir, expected_nav, expect=None):
     if width["scroll"] > width["client"]:
         problems.append(f"{name}: page is {width['scroll']} px wide in a {width['client']} px window "
                         f"(it scrolls sideways); widest: {width['widest']}")
-    await page.close()
+    page.errors = []   # errors after this page's checks count for no page
     return problems, dict(math=math, images=len(images), folds_closed=closed, folds_open=folds.count(True),
                           callouts=[c["title"] for c in callouts])
 
@@ -194,16 +192,29 @@ def _relative(href, site_dir):
     except ValueError: return path.as_posix()
 
 
+async def _tab(browser):
+    """A browser tab that `check_page` reuses from page to page: a new tab per page would start a new
+    renderer process each time, which costs more CPU than checking the page does."""
+    page = await browser.new_page(viewport=VIEWPORT)
+    page.errors, page.name = [], None   # check_page points these at the page it is checking
+    page.on("console", lambda m: m.type == "error" and page.errors.append(f"{page.name}: console error: {m.text}"))
+    page.on("pageerror", lambda e: page.errors.append(f"{page.name}: page error: {e}"))
+    return page
+
+
 async def _check_all(site_dir, pages, navs, expect, at_once):
     from playwright.async_api import async_playwright
     results = {}
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        slots = asyncio.Semaphore(at_once)
-        async def one(name):
-            async with slots:
-                results[name] = await check_page(browser, Path(site_dir) / name, site_dir, navs[name], expect.get(name))
-        await asyncio.gather(*(one(name) for name in pages))
+        queue = list(pages)
+        async def worker():
+            tab = await _tab(browser)
+            while queue:
+                name = queue.pop(0)
+                results[name] = await check_page(tab, Path(site_dir) / name, site_dir, navs[name], expect.get(name))
+            await tab.close()
+        await asyncio.gather(*(worker() for _ in range(min(at_once, len(pages)))))
         await browser.close()
     return results
 

@@ -171,6 +171,7 @@ def render_notebook(nb_path, out_dir, pages, css, tmp_dir):
     """Process, prepare and render one notebook that is not in the book (a test page) into `out_dir`,
     with `pages` (page path, title) as its chapter list; returns the page's path relative to `out_dir`."""
     processed = Path(tmp_dir) / f"processed_{Path(nb_path).name}"
+    read_nbdev_config_once()
     process_notebook(nb_path, processed)
     front, nb = prepare_notebook(json.loads(processed.read_text()))
     href = page_path(Path(nb_path).name, front)
@@ -181,11 +182,28 @@ def render_notebook(nb_path, out_dir, pages, css, tmp_dir):
     return href
 
 
+def read_nbdev_config_once():
+    """nbdev reads and parses pyproject.toml twice for every cell it processes (its `get_config`
+    is called per cell), about a fifth of this build's time; the file does not change while the site
+    builds, so parse it once per version of the file (nbdev only reads the dict it gets)."""
+    import nbdev.config
+    if getattr(nbdev.config._load_toml, "cached", False): return
+    load, parsed = nbdev.config._load_toml, {}
+    def load_toml(path):
+        stat = Path(path).stat()
+        key = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+        if key not in parsed: parsed[key] = load(path)
+        return parsed[key]
+    load_toml.cached = True
+    nbdev.config._load_toml = load_toml
+
+
 def build_plain(out_dir, nbs_path=None, workers=None):
     "Build the plain preview into `out_dir`; returns the list of pages written."
     from nbdev.config import get_config
     from nbdev.quarto import refresh_quarto_yml
     from nbdev.serve import proc_nbs
+    read_nbdev_config_once()
     cfg = get_config(ROOT)
     nbs_path = Path(nbs_path or cfg.nbs_path)
     refresh_quarto_yml()
