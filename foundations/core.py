@@ -33,11 +33,15 @@ def check_tensor(t, # the value to check
         raise ValueError(f"{name} must be a {allowed} tensor, but it has shape {shape}")
     return t
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=1024)
 def _parse(pattern):
     "A pattern such as '... n_in' as (dimensions, leading): names stay strings, sizes become ints."
     dims = pattern.split()
     leading = dims[:1] == ["..."]
+    for d in dims[leading:]:
+        if not (d.isidentifier() or (d.isascii() and d.isdigit())):
+            raise ValueError(f"the shape pattern {pattern!r} has {d!r}, which is neither a name nor a "
+                             "size ('...', for any leading dimensions, may only come first)")
     return tuple(int(d) if d.isdigit() else d for d in dims[leading:]), leading
 
 def _bind(patterns, shapes):
@@ -63,8 +67,17 @@ def _transpose_hint(patterns, shapes):
                 return f" ({name} looks transposed: try {name}.T)"
     return ""
 
+def _check_pair(fn, name, arg):
+    "Refuse an argument of `match_shapes` that is not (a tuple of sizes, a pattern string)."
+    if not (type(arg) is tuple and len(arg) == 2 and isinstance(arg[1], str)
+            and (type(arg[0]) is torch.Size   # a tensor's shape: sizes by construction
+                 or (type(arg[0]) is tuple and all(type(s) is int and s >= 0 for s in arg[0])))):
+        raise TypeError(f"{fn}: match_shapes needs {name}=(shape, pattern), a tuple of sizes (ints "
+                        f">= 0) and a string such as 'n k', not {name}={arg!r:.60}")
+
 def _shape_error(fn, args):
     "The ValueError for shapes that do not fit their patterns: what was expected, what came, why."
+    for name, arg in args.items(): _check_pair(fn, name, arg)   # a later argument may be no pair
     patterns = {name: pattern for name, (_, pattern) in args.items()}
     shapes = [tuple(shape) for shape, _ in args.values()]
     _, problem = _bind(patterns, shapes)
@@ -80,10 +93,7 @@ def match_shapes(fn:str, # the name of the calling function, used in the message
     "Bind the dimension names of patterns like `'... n_in'` to sizes; raise if the shapes disagree."
     sizes = {}
     for name, arg in args.items():   # the fast path: messages are built only on failure
-        if not (type(arg) is tuple and len(arg) == 2 and isinstance(arg[0], tuple)
-                and isinstance(arg[1], str)):
-            raise TypeError(f"{fn}: match_shapes needs {name}=(shape, pattern), a tuple of sizes "
-                            f"and a string such as 'n k', not {name}={arg!r:.60}")
+        _check_pair(fn, name, arg)
         shape, pattern = arg
         dims, leading = _parse(pattern)
         if len(shape) < len(dims) if leading else len(shape) != len(dims): raise _shape_error(fn, args)
@@ -106,7 +116,11 @@ def check_shapes(fn:str, # the name of the calling function, used in the message
                  **args, # name=(tensor, "pattern"): dimension names, "..." for any leading ones
                 ) -> dict: # the size of each named dimension
     "Check that tensors fit shape patterns like `w=(w, 'n_in n_out')`; return the sizes."
-    for name, (t, _) in args.items():   # the kind of thing first (TypeError), then shapes
+    for name, arg in args.items():   # the kind of thing first (TypeError), then shapes
+        if type(arg) is not tuple or len(arg) != 2:
+            raise TypeError(f"{fn}: check_shapes needs {name}=(tensor, pattern), not a "
+                            f"{type(arg).__name__}" + (f" of length {len(arg)}" if type(arg) is tuple else ""))
+        t = arg[0]
         if not isinstance(t, torch.Tensor) or (floating and not t.is_floating_point()):
             check_tensor(t, name, floating=floating)
     sizes = match_shapes(fn, **{name: (t.shape, pattern) for name, (t, pattern) in args.items()})
@@ -197,8 +211,9 @@ def _dtype_device(t):
 
 def _check_gradient_of(t, g, t_name, g_name):
     "Refuse `g` as the gradient of `t` unless it is an array of `t`'s shape, dtype and device."
-    if not _is_array(g):
-        raise TypeError(f"{g_name} must be a tensor like {t_name}, not {type(g).__name__}")
+    if not _is_array(g) or isinstance(g, torch.Tensor) != isinstance(t, torch.Tensor):
+        raise TypeError(f"{g_name} must be a {type(t).__name__} like {t_name} (an array of the same "
+                        f"library), not {type(g).__name__}")
     if tuple(g.shape) != tuple(t.shape):
         raise ValueError(f"{g_name} has shape {_shape_str(g.shape)} but {t_name} has shape "
                          f"{_shape_str(t.shape)}: a gradient has the shape of its tensor")
@@ -213,19 +228,27 @@ def add_grad(t:torch.Tensor, # the tensor whose gradient this is
     if not _is_array(t): raise TypeError(f"t must be a tensor, not {type(t).__name__}")
     _check_gradient_of(t, g, "t", "g")
     old = getattr(t, "g", None)
-    if old is not None and (not _is_array(old) or tuple(old.shape) != tuple(t.shape)):
-        raise ValueError(f"the tensor's existing .g is not a gradient of its shape "
-                         f"{_shape_str(t.shape)}: clear stale gradients (set .g = None) "
-                         "before a backward pass")
-    try: t.g = g if old is None else old + g
+    if old is not None and not (_is_array(old) and tuple(old.shape) == tuple(t.shape)
+                                and _dtype_device(old) == _dtype_device(t)):
+        raise ValueError(f"the tensor's existing .g is not a gradient of its shape, dtype and device "
+                         f"({_shape_str(t.shape)}, {_dtype_device(t)}): clear stale gradients (set "
+                         ".g = None) before a backward pass")
+    _set_grad(t, g if old is None else old + g, "t")
+
+def _set_grad(t, g, name):
+    try: t.g = g
     except AttributeError:
-        raise TypeError(f"t cannot hold a gradient: a {type(t).__name__} takes no new "
+        raise TypeError(f"{name} cannot hold a gradient: a {type(t).__name__} takes no new "
                         "attributes such as .g") from None
 
 def zero_grads(*tensors:torch.Tensor, # every tensor whose .g the next backward pass fills
               ) -> None:
     "Forget the gradients of an earlier backward pass, so that the next one starts from zero."
-    for t in tensors: t.g = None
+    for i, t in enumerate(tensors):   # check them all first: clear all of them or none
+        if not _is_array(t) or not (hasattr(t, "__dict__") or hasattr(t, "g")):
+            raise TypeError(f"zero_grads clears .g on tensors, but argument {i} is a "
+                            f"{type(t).__name__}, which cannot hold one")
+    for t in tensors: _set_grad(t, None, "t")
 
 def upstream_grad(out:torch.Tensor, # the output of a step, whose .g the step after it has filled
                   fn_name:str, # the gradient function asking, named in the message

@@ -57,7 +57,11 @@ def check_shapes(fn:str, # the name of the calling function, used in the message
                  **args, # name=(array, "pattern"): dimension names, "..." for any leading ones
                 ) -> dict: # the size of each named dimension
     "Check that arrays fit patterns like `x=(x, '... n_in'), w=(w, 'n_in n_out')`; give sizes."
-    for name, (t, _) in args.items(): check_array(t, name, floating=floating)
+    for name, arg in args.items():
+        if type(arg) is not tuple or len(arg) != 2:
+            raise TypeError(f"{fn}: check_shapes needs {name}=(array, pattern), not a "
+                            f"{type(arg).__name__}" + (f" of length {len(arg)}" if type(arg) is tuple else ""))
+        check_array(arg[0], name, floating=floating)
     sizes = match_shapes(fn, **{name: (t.shape, pattern) for name, (t, pattern) in args.items()})
     if same_dtype and len({t.dtype for t, _ in args.values()}) > 1:
         raise ValueError(f"{fn} needs {', '.join(args)} of one dtype; got "
@@ -377,7 +381,7 @@ def lin_grad(inp:np.ndarray, # the input given to `lin`, (n, n_in) or (..., n_in
 def _check_grad_arrays(fn, **arrays):
     "Each of `arrays` must be a GradArray, to hold its gradient in `.g`."
     for name, t in arrays.items():
-        if not isinstance(t, GradArray):
+        if not isinstance(check_array(t, name), GradArray):
             raise TypeError(f"{fn} stores the gradient of {name} in {name}.g, which a plain "
                             f"{type(t).__name__} cannot hold: pass GradArray({name})")
 

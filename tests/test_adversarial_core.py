@@ -72,7 +72,9 @@ NOT_PAIRS = [3, None, "n k", ((2, 3),), ((2, 3), "n k", "x"), ([2, 3], "n k"), (
 
 @FAST
 @given(a=st.sampled_from(NOT_PAIRS + [((2, 3), "n k"), (torch.Size([2, 3]), "n k"), (np.ones((2, 3)).shape, "... k"),
-                                     ((4, 3), "n k"), ((2,), "n k"), ((2, 5), "n 3"), ((), "")]))
+                                     ((4, 3), "n k"), ((2,), "n k"), ((2, 5), "n 3"), ((), ""),
+                                     ((-1, 3), "n k"), ((np.int64(2), 3), "n k"), ((True, 3), "n k"), (("a", 3), "n k"),
+                                     ((2, 3), "n ... k"), ((2, 3), "n -1"), ((2, 3), "n 3.0"), ((2, 3), "n \u00b2")]))
 def test_match_shapes(a):
     "Sizes when the shapes fit (k shared with b's (3,)); else TypeError for a non-pair, ValueError naming a."
     outcome, result = judge(C.match_shapes, "f", a=a, b=((3,), "k"), names=("a",))
@@ -82,8 +84,19 @@ def test_match_shapes(a):
         fits = len(shape) == 2 and shape[-1] == 3 if pattern.startswith("n") else shape[-1:] in ((3,), ())
         record_correct(result == expect and fits, f"match_shapes(a={a!r:.40})")
     else:
-        fits_kind = isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], tuple) and isinstance(a[1], str)
+        fits_kind = (isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], tuple) and isinstance(a[1], str)
+                     and all(type(s) is int and s >= 0 for s in a[0]))
         assert isinstance(result, ValueError if fits_kind else TypeError)
+
+
+def test_shape_checks_refuse_malformed_arguments_anywhere():
+    "A malformed argument after a mismatched one, or a pattern left out: a TypeError naming it, never a crash."
+    x = torch.randn(2, 3)
+    for bad in (((3,), 7), 5, ((3,), "n", 1)):
+        assert judge(C.match_shapes, "f", x=((2, 3), "n"), y=bad, names=("y",))[0] == "error"
+    for bad in (x, (x,), (x, "n k", 1), torch.tensor(1.0)):
+        outcome, e = judge(C.check_shapes, "f", x=bad, names=("x",))
+        assert outcome == "error" and isinstance(e, TypeError)
 
 
 def test_match_shapes_is_check_shapes_without_tensors():
@@ -94,6 +107,28 @@ def test_match_shapes_is_check_shapes_without_tensors():
     assert str(from_tensors) == str(from_shapes) and "try w.T" in str(from_shapes)
     outcome, sizes = judge(C.match_shapes, "f", a=((2, 3, 4), "... n k"), b=((4,), "k"), c=((3, 4), "n 4"))
     assert outcome == "result" and sizes == {"n": 3, "k": 4}
+
+
+def test_gradient_protocol_refuses_mixed_libraries_and_stale_gradients():
+    "A NumPy gradient for a tensor, a stale .g of another dtype or library: refused, t.g untouched."
+    t = torch.zeros(3)
+    outcome, e = judge(C.add_grad, t, np.zeros(3, np.float32), names=("g",))
+    assert outcome == "error" and isinstance(e, TypeError) and getattr(t, "g", None) is None
+    for stale in (torch.ones(3, dtype=torch.float64), np.ones(3, np.float32), torch.ones(2), [0.0] * 3):
+        t.g = stale
+        assert judge(C.add_grad, t, torch.ones(3), names=(".g",))[0] == "error" and t.g is stale
+    out = torch.zeros(3); out.g = np.zeros(3, np.float32)
+    assert judge(C.upstream_grad, out, "f", names=("out.g",))[0] == "error"
+
+
+def test_zero_grads_clears_all_or_none():
+    a, b = torch.ones(2), torch.ones(2)
+    a.g, b.g = torch.ones(2), torch.ones(2)
+    for bad in (np.zeros(3), None, 3, [a]):
+        outcome, e = judge(C.zero_grads, a, bad, b, names=("argument 1",))
+        assert outcome == "error" and isinstance(e, TypeError) and a.g is not None and b.g is not None
+    C.zero_grads(a, b)
+    record_correct(a.g is None and b.g is None, "zero_grads clears every .g")
 
 
 # ---- check_int and check_number -------------------------------------------------------------------------

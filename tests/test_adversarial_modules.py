@@ -231,3 +231,11 @@ def test_module_subclasses_copy_pickle_and_late_super():
         def forward(self, x): return x
     record_correct(list(Empty().parameters()) == [], "a subclass without __init__")
     with pytest.raises(TypeError): Late()   # a missing argument is Python's own error, as for nn.Module
+
+
+def test_model_refuses_targ_that_is_its_input():
+    "targ is x: the .g protocol would miss the path through targ (forward_and_backward refuses it too)."
+    model = M.Model(torch.ones(1, 3), torch.zeros(3), torch.ones(3, 1), torch.zeros(1))
+    x = torch.ones(4, 1)
+    outcome, e = judge(model, x, x, names=("targ",))
+    assert outcome == "error" and isinstance(e, ValueError)
