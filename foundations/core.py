@@ -228,11 +228,11 @@ def add_grad(t:torch.Tensor, # the tensor whose gradient this is
     if not _is_array(t): raise TypeError(f"t must be a tensor, not {type(t).__name__}")
     _check_gradient_of(t, g, "t", "g")
     old = getattr(t, "g", None)
-    if old is not None and not (_is_array(old) and tuple(old.shape) == tuple(t.shape)
-                                and _dtype_device(old) == _dtype_device(t)):
-        raise ValueError(f"the tensor's existing .g is not a gradient of its shape, dtype and device "
-                         f"({_shape_str(t.shape)}, {_dtype_device(t)}): clear stale gradients (set "
-                         ".g = None) before a backward pass")
+    if old is not None:   # left from an earlier backward pass, or set by hand
+        try: _check_gradient_of(t, old, "t", "t.g")
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"the tensor's existing .g is not a gradient of it ({e}): clear stale "
+                             "gradients (set .g = None) before a backward pass") from None
     _set_grad(t, g if old is None else old + g, "t")
 
 def _set_grad(t, g, name):
