@@ -1,7 +1,8 @@
 # %% imports
 import math
 import torch
-from foundations.exercises import Case, Stat, Unusable, book, call, grads, register, returns
+from foundations.exercises import (Case, Stat, Unusable, book, call, exercise_named, grads, register,
+                                   returns)
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -71,7 +72,12 @@ def _broadcast_cases(g):
 def _broadcast_from_left(*shapes):
     n = max((len(s) for s in shapes), default=0)
     padded = [tuple(s) + (1,) * (n - len(s)) for s in shapes]
-    return tuple(max(sizes) if 1 in sizes or len(set(sizes)) == 1 else _raise_mismatch(sizes) for sizes in zip(*padded)) if padded else ()
+    result = []
+    for sizes in zip(*padded):
+        big = {s for s in sizes if s != 1}
+        if len(big) > 1: _raise_mismatch(sizes)
+        result.append(big.pop() if big else 1)
+    return tuple(result)
 
 def _raise_mismatch(sizes): raise ValueError(f"sizes {sizes} do not broadcast")
 
@@ -86,7 +92,7 @@ def _ints_ok(slip):
 
 def _broadcast_tuples_only(*shapes):
     for s in shapes: len(s)   # a bare int: TypeError, as `len(3)` raises
-    return torch.broadcast_shapes(*shapes)
+    return tuple(torch.broadcast_shapes(*shapes))
 
 def _broadcast_list(*shapes): return list(torch.broadcast_shapes(*shapes))
 
@@ -285,14 +291,16 @@ def _mse_grad_slip(formula):
 def _mse_grad_column(inp, targ): inp.g = 2 * (inp - targ) / targ.shape[0]
 def _mse_grad_vector(inp, targ): inp.g = 2 * (inp.reshape(-1) - targ.reshape(-1)) / targ.shape[0]
 
-register("mse_grad", "backprop", _mse_grad_cases, run=grads("inp"), slips=[
+_MSE_GRAD_SLIPS = [
     (_mse_grad_column, "`inp` (n, 1) minus `targ` (n,) broadcasts to (n, n): make them one shape first, e.g. `inp.squeeze(-1) - targ`, then give the gradient inp's shape."),
     (_mse_grad_vector, "`inp.g` must have inp's own shape, (n, 1) for a column: reshape the gradient with `.reshape(inp.shape)`."),
     (_mse_grad_slip(lambda p, t, n: 2 * (p - t)), "The gradient is not divided by n: the loss is a mean over n samples, so each sample's share is 2 (inp - targ) / n."),
     (_mse_grad_slip(lambda p, t, n: (p - t) / n), "The factor 2 is missing: the derivative of (inp - targ)^2 is 2 (inp - targ)."),
     (_mse_grad_slip(lambda p, t, n: 2 * (t - p) / n), "The sign is flipped: the derivative with respect to the prediction is 2 (inp - targ) / n, positive when the prediction is too high."),
     (_mse_grad_slip(lambda p, t, n: 2 * (p - t) / n ** 2), "The loss is divided by the wrong count: divide by n once, the number of samples."),
-])
+]
+
+register("mse_grad", "backprop", _mse_grad_cases, run=grads("inp"), slips=_MSE_GRAD_SLIPS)
 
 def _relu_grad_cases(g):
     cases = []
@@ -992,3 +1000,74 @@ register("sigmoid", "autograd", _sigmoid_cases, run=_op_run(1, "sigmoid"),
     (_sigmoid_slip(torch.sigmoid, lambda g, s: s * (1 - s)), "The upstream gradient is missing: multiply the slope s (1 - s) by `g` (the chain rule)."),
     (_sigmoid_slip(lambda x: 1 / (1 + x.exp()), lambda g, s: g * s * (1 - s)), "The sign in the exponent is flipped: sigmoid(x) = 1 / (1 + exp(-x)), which grows with x."),
 ])
+
+# %% the engine exercises' stubs: the chapter defines these inside its engine, so they come from here
+_ENGINE_IMPORTS = "from foundations.autograd import Tensor, make_node, unbroadcast"
+
+def _stub(intro, signature, doc, solution):
+    "An exercise's stub (its signature and docstring, the body to write) and a solution."
+    code = f'{signature}\n    "{doc}"\n    raise NotImplementedError("your code here")'
+    return {"intro": intro, "code": code, "solution": f'{signature}\n    "{doc}"\n{solution}'}
+
+_ENGINE_STUBS = {
+    "topological_order": _stub(
+        "### The order of the backward pass\n\nBackward visits a tensor only when every tensor made "
+        "from it has handed it its gradient. Write `topological_order(root)`: the root first, each "
+        "tensor before the tensors it was made from (`t.parents`), each once, and only tensors "
+        "with `requires_grad` (a parent may be a plain number).",
+        "def topological_order(root):", "Root first; every tensor before those it was made from.",
+        "    order, seen = [], set()\n    def visit(t):\n"
+        "        if id(t) in seen or not getattr(t, 'requires_grad', False): return\n"
+        "        seen.add(id(t))\n        for p in t.parents: visit(p)\n        order.append(t)\n"
+        "    visit(root)\n    return order[::-1]"),
+    "backward": _stub(
+        "### The backward pass\n\nWrite the walk itself. `local_grads(node, g)` gives, for a node "
+        "whose gradient is `g`, one gradient per parent (None for a parent with none), already in "
+        "each parent's shape. A tensor used twice receives two contributions: sum them. Add into "
+        "`.grad` (`t.grad = g` if it is None, else `t.grad + g`), as `Tensor.backward` does.",
+        "def backward(root, local_grads, grad=None):",
+        "Add d root / d t into t.grad for every tensor t of root's graph that requires grad.",
+        "    grads = {root: torch.ones_like(root.data) if grad is None else grad}\n"
+        "    for node in topological_order(root):\n        g = grads.pop(node)\n"
+        "        node.grad = g if node.grad is None else node.grad + g\n"
+        "        for p, pg in zip(node.parents, local_grads(node, g)):\n"
+        "            if pg is None or not getattr(p, 'requires_grad', False): continue\n"
+        "            grads[p] = grads[p] + pg if p in grads else pg"),
+    "mul": _stub(
+        "### Operations through `make_node`\n\nAn operation computes its result on `.data` and "
+        "hands `make_node(data, parents, backward, op)` a `backward(g)` that returns one gradient "
+        "per parent. The engine sums a broadcast gradient back to each parent's shape.",
+        "def mul(a, b):", "a * b as a graph node: d(ab)/da = b, d(ab)/db = a.",
+        "    return make_node(a.data * b.data, (a, b), lambda g: (g * b.data, g * a.data), '*')"),
+    "matmul": _stub("", "def matmul(a, b):", "a @ b (2-D) as a graph node.",
+        "    return make_node(a.data @ b.data, (a, b),\n"
+        "                     lambda g: (g @ b.data.T, a.data.T @ g), '@')"),
+    "tensor_sum": _stub("", "def tensor_sum(x, dim, keepdim=False):",
+        "x.sum(dim, keepdim) as a graph node: each entry's slope is 1.",
+        "    def backward(g): return ((g if keepdim else g.unsqueeze(dim)).expand(x.shape),)\n"
+        "    return make_node(x.data.sum(dim, keepdim=keepdim), (x,), backward, 'sum')"),
+    "log_softmax": _stub("", "def log_softmax(x, dim=-1):",
+        "log(softmax(x)) along dim, stable for large scores, as a graph node.",
+        "    out = x.data - x.data.logsumexp(dim, keepdim=True)\n"
+        "    def backward(g): return (g - out.exp() * g.sum(dim, keepdim=True),)\n"
+        "    return make_node(out, (x,), backward, 'log_softmax')"),
+    "sigmoid": _stub(
+        "### An operation of your own\n\nThe engine has no sigmoid. Add it, as any new operation "
+        "is added: forward on `.data`, and a backward through `make_node`.",
+        "def sigmoid(x):", "1 / (1 + exp(-x)) as a graph node: its slope is s (1 - s).",
+        "    s = torch.sigmoid(x.data)\n"
+        "    return make_node(s, (x,), lambda g: (g * s * (1 - s),), 'sigmoid')"),
+}
+
+def _solution(name):
+    "The stub's solution as a function, for the book's own tests."
+    (Tensor, make_node, unbroadcast, topological_order) = _engine(
+        "Tensor", "make_node", "unbroadcast", "topological_order")
+    scope = {"torch": torch, "Tensor": Tensor, "make_node": make_node, "unbroadcast": unbroadcast,
+             "topological_order": topological_order}
+    exec(_ENGINE_STUBS[name]["solution"], scope)
+    return scope[name]
+
+for _key, _stub_of in _ENGINE_STUBS.items():
+    _EXERCISE = exercise_named(_key)
+    _EXERCISE.stub = {**_stub_of, "imports": _ENGINE_IMPORTS, "check": lambda k=_key: _solution(k)}

@@ -72,11 +72,13 @@ def _difference(expected, got):
         return f"expected a {type(expected).__name__}, received a {type(got).__name__}: {got!r}"
     return None if got == expected else f"expected {expected!r}, received {got!r}"
 
-def _agree(a, b):
-    "Do two outputs agree (two errors of the same type and message, or two equal values)?"
+def _agree(a, b, expected=None):
+    "Do two outputs agree (errors of one type, tensors or numbers within rounding, draws alike)?"
     if isinstance(a, _Raised) or isinstance(b, _Raised):
         return isinstance(a, _Raised) and isinstance(b, _Raised) and type(a.error) is type(b.error)
-    if isinstance(a, Stat) or isinstance(b, Stat): return False
+    if isinstance(a, float) and isinstance(b, float):   # two draws: within twice a margin
+        margin = 2 * expected.margin if isinstance(expected, Stat) else 1e-6 * max(1, abs(a))
+        return abs(a - b) <= margin
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape:
         return a.dtype == b.dtype and _tensor_difference(a, b) is None
     return _difference(a, b) is None
@@ -308,9 +310,10 @@ def _problems(expected, got):
         if difference is not None: found.append((label, difference))
     return found
 
-def _same(a, b):
-    "Do two runs' outputs agree label by label?"
-    return a.keys() == b.keys() and all(_agree(a[k], b[k]) for k in a)
+def _same(a, b, expected=None):
+    "Do two runs' outputs agree label by label (`expected`: the right ones, for their margins)?"
+    expected = expected or {}
+    return a.keys() == b.keys() and all(_agree(a[k], b[k], expected.get(k)) for k in a)
 
 # %% naming a slip, only on evidence that tells it apart
 class _Evidence:
@@ -332,25 +335,31 @@ class _Evidence:
             self.learner[k] = _watched(self.exercise, self.fn, self.runnable[k][0], self.limit)[0]
         return self.learner[k]
 
+    def alike(self, i, j):
+        "Do slips i and j give the same outputs on every case (one slip, two ways to write it)?"
+        return all(self.same(self.slip(i, k), self.slip(j, k), k) for k in range(len(self.runnable)))
+
+    def same(self, a, b, k): return _same(a, b, self.runnable[k][1])
+
     def telling(self, i):
         "The largest case where slip i differs from the right answer and from every other slip."
         hint = self.slips[i][1]
-        others = [j for j, (_, h) in enumerate(self.slips) if h != hint]
+        others = [j for j, (_, h) in enumerate(self.slips) if h != hint and not self.alike(i, j)]
         for k in reversed(range(len(self.runnable))):
             mine = self.slip(i, k)
-            if _same(mine, self.runnable[k][1]): continue
-            if not any(_same(mine, self.slip(j, k)) for j in others): return k
+            if self.same(mine, self.runnable[k][1], k): continue
+            if not any(self.same(mine, self.slip(j, k), k) for j in others): return k
         return None
 
     def hint(self, index):
         "The hint of the slip the learner's outputs match on case `index` and on its telling case."
         got = self.learner[index]
         for i, (_, hint) in enumerate(self.slips):
-            if "error" not in got and not _same(self.slip(i, index), got): continue
+            if "error" not in got and not self.same(self.slip(i, index), got, index): continue
             k = self.telling(i)
             if k is None or (k == index and "error" in got): continue
             seen = self.learners(k)
-            if seen is not None and _same(seen, self.slip(i, k)): return hint
+            if seen is not None and self.same(seen, self.slip(i, k), k): return hint
         return None
 
 def _repeats_earlier(got, history):
@@ -535,6 +544,11 @@ def check(name:str, # the book's name for the function or class, e.g. "lin_grad"
 def exercise_modules() -> dict: # {"lin_grad": "backprop", ...}, in the book's order
     "The names `check` can grade, each with the library module that holds the book's version."
     return {key: exercise.module for key, exercise in _catalogue().items()}
+
+def exercise_named(name:str, # an exercise's name, as `check` knows it
+                  ):
+    "The registered exercise called `name` (its cases, slips, hints and stub), for the catalogue."
+    return _lookup(name)
 
 def exercise_stub(name:str, # an exercise's name, as `check` knows it
                  ) -> dict|None: # {"intro", "code", "solution"}, or None: the chapter's own cell
