@@ -65,6 +65,14 @@ def _imports(code):
     return ["\n".join(lines[n.lineno - 1:n.end_lineno]) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
 
 
+def _without(line, names):
+    "The import `line` without the `names` it imports (an exercise's answer); '' if none is left."
+    m = re.match(r"(from \S+ import )(.+)$", line)
+    if not m: return line
+    kept = [n.strip() for n in m[2].split(",") if n.strip().split(" as ")[0] not in names]
+    return m[1] + ", ".join(kept) if kept else ""
+
+
 def _is_helper(cell):
     "An exported code cell that defines only private names (`_check_tensor`): the exercise's own helpers."
     if cell["cell_type"] != "code": return False
@@ -166,7 +174,8 @@ def exercise_notebook(chapter, names, module, solutions=False):
     cells = cells_of(chapter)
     title = _source(cells[0]).splitlines()[0].removeprefix("# ").strip()
     setup = next(_source(c) for c in cells[:4] if c["cell_type"] == "code" and "google.colab" in _source(c))
-    exercised = {key.rsplit(".", 1)[-1] for key in names}
+    from foundations.exercises import exercise_modules
+    exercised = {key.rsplit(".", 1)[-1] for key in exercise_modules()}   # never import an answer
     public = [n for n in getattr(importlib.import_module(f"foundations.{module}"), "__all__", []) if n not in exercised]
     github = re.match(r"https://github.com/(.+)$", _repository())[1]
     out = [("markdown", f"# Exercises: {title}\n\n> Write the functions of the chapter *{title}* yourself; "
@@ -186,6 +195,7 @@ def exercise_notebook(chapter, names, module, solutions=False):
                         "it.) How the grading works: [Exercises](../10_exercises.ipynb).")]
     imports = [line for c in cells if c["cell_type"] == "code" and _is_exported(_split_directives(_source(c))[0])
                for line in _imports(_split_directives(_source(c))[1])]
+    imports = [kept for line in imports if (kept := _without(line, exercised))]
     if not any(re.match(r"import torch$", line) for line in imports): imports.insert(0, "import torch")
     library = "from foundations.exercises import check"
     if public: library += f"\nfrom foundations.{module} import " + ", ".join(public)
@@ -193,6 +203,9 @@ def exercise_notebook(chapter, names, module, solutions=False):
     if solutions:
         out.append(("code", f"import foundations.{module} as _chapter\n"
                             "globals().update({k: v for k, v in vars(_chapter).items() if not k.startswith('__')})"))
+    from foundations.exercises import exercise_stub
+    custom = [key for key in names if exercise_stub(key)]
+    names = [key for key in names if key not in custom]
     found = [(find_definition(cells, key.rsplit(".", 1)[-1]), key) for key in names]   # a key is a name or "module.name"
     missing = [key for index, key in found if index is None]
     if missing: raise LookupError(f"{chapter.name} defines no cell for the exercises {missing}")
@@ -205,10 +218,24 @@ def exercise_notebook(chapter, names, module, solutions=False):
             for key in keys: code = make_stub(code, key.rsplit(".", 1)[-1])
         out.append(("code", code))
         out += [("code", f'{CHECK_FLAG}\ncheck("{key}", {key.rsplit(".", 1)[-1]})') for key in keys]
+        out.append(("markdown", _folded(_split_directives(_source(cells[index]))[1])))
+    for key in custom:
+        stub = exercise_stub(key)
+        if stub["intro"]: out.append(("markdown", stub["intro"]))
+        out.append(("code", stub["solution"] if solutions else stub["code"]))
+        out.append(("code", f'{CHECK_FLAG}\ncheck("{key}", {key})'))
+        out.append(("markdown", _folded(stub["solution"])))
+    if custom: out.insert(5, ("code", exercise_stub(custom[0])["imports"]))
     nb_name = f"exercises/{chapter.name}"
     return {"cells": [_cell(kind, source, nb_name, i) for i, (kind, source) in enumerate(out)],
             "metadata": {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}},
             "nbformat": 4, "nbformat_minor": 5}
+
+
+def _folded(code):
+    """A solution folded in a markdown `<details>` block: collapsed in Jupyter, Colab and Quarto
+    alike, and never run by "Run all"."""
+    return f"<details><summary>A solution</summary>\n\n```python\n{code}\n```\n\n</details>"
 
 
 def exercise_notebooks(solutions=False):
