@@ -631,18 +631,18 @@ def _unbroadcast_cases(g):
             for grad_shape, shape in pairs for dtype in _DTYPES]
 
 def _unbroadcast_reduce(reduce, stretched=True):
-    "A slip in `unbroadcast`: `reduce` (sum or mean) over the added dimensions, and over the stretched ones if `stretched`."
+    "A slip in `unbroadcast`: `reduce` (sum or mean) the added dims, and the stretched ones if asked."
     def unbroadcast(grad, shape):
         shape = tuple(shape)
         extra = grad.ndim - len(shape)
-        dims = [*range(extra)] + ([extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1] if stretched else [])
-        out = reduce(grad, dims) if dims else grad
-        return out.reshape(shape) if stretched else out
+        out = reduce(grad, list(range(extra)), False) if extra else grad
+        dims = [i for i, n in enumerate(shape) if n == 1 and out.shape[i] != 1]
+        return reduce(out, dims, True) if dims and stretched else out
     return unbroadcast
 
 register("unbroadcast", "autograd", _unbroadcast_cases, slips=[
-    (_unbroadcast_reduce(lambda g, dims: g.mean(dims, keepdim=True)), "Every copy of a broadcast entry used it, so its gradient is the *sum* of the copies' gradients, not their mean."),
-    (_unbroadcast_reduce(lambda g, dims: g.sum(dims, keepdim=True), stretched=False), "Only the added leading dimensions are summed: a size-1 dimension that broadcasting stretched must be summed too (with `keepdim=True`), so the result has `shape`."),
+    (_unbroadcast_reduce(lambda g, dims, keep: g.mean(dims, keepdim=keep)), "Every copy of a broadcast entry used it, so its gradient is the *sum* of the copies' gradients, not their mean."),
+    (_unbroadcast_reduce(lambda g, dims, keep: g.sum(dims, keepdim=keep), stretched=False), "Only the added leading dimensions are summed: a size-1 dimension that broadcasting stretched must be summed too (with `keepdim=True`), so the result has `shape`."),
 ])
 
 def _autograd_loss_run(fn, case):
@@ -652,8 +652,9 @@ def _autograd_loss_run(fn, case):
     scores = Tensor(logits, requires_grad=True)
     loss = call(fn, scores, targ)
     if not isinstance(loss, Tensor):
+        kind = f"{type(loss).__module__.split('.')[0]}.{type(loss).__name__}"
         raise Unusable(f"the loss must be the chapter's Tensor, with a graph back to the logits; "
-                       f"it is a {type(loss).__name__}: build it from Tensor operations on `logits`")
+                       f"it is a {kind}: build it from Tensor operations on `logits`")
     if not loss.requires_grad:
         raise Unusable("the loss is a Tensor with no graph back to the logits (requires_grad is "
                        "False): build it from Tensor operations on `logits`, not from `.data`")
@@ -710,10 +711,10 @@ def _topo_outputs(order, names, root):
     "What an order shows: the tensors in it, the first, and any tensor after one it made."
     named = [names.get(t, "the root" if t is root else repr(type(t).__name__)) for t in order]
     position = {id(t): i for i, t in enumerate(order)}
-    late = [f"{names.get(p, '?')} before {names.get(t, 'the root')}" for t in order
-            for p in getattr(t, "parents", ()) if id(p) in position and position[id(p)] < position[id(t)]]
+    late = any(position[id(p)] < position[id(t)] for t in order
+               for p in getattr(t, "parents", ()) if id(p) in position)
     return {"the tensors, in any order": sorted(named), "first": named[0] if named else None,
-            "a tensor before one made from it": late[:1]}
+            "some tensor comes before a tensor made from it": late}
 
 def _topo_run(fn, case):
     root, names = case.args[0].build()
@@ -727,7 +728,7 @@ def _topo_expected(case):
     root, names = case.args[0].build()
     needed = [root] + [t for t in names if t.requires_grad]
     out = _topo_outputs(needed, names, root)
-    return {**out, "first": "the root", "a tensor before one made from it": [],
+    return {**out, "first": "the root", "some tensor comes before a tensor made from it": False,
             "tensors given a .grad": []}
 
 def _topo_postorder(root):
@@ -977,9 +978,8 @@ def _right_log_softmax_grad(g, out, dim): return g - out.exp() * g.sum(dim, keep
 register("Tensor.log_softmax", "autograd", _log_softmax_cases, key="log_softmax",
          run=_op_run(1, "log_softmax"), expected=_op_expected(1, torch.log_softmax), slips=[
     (_log_softmax_slip(torch.log_softmax, lambda g, out, dim: g - out.exp() * g), "The backward misses the sum: every output depends on every input of its row, so it is `g - softmax * g.sum(dim, keepdim=True)`."),
-    (_log_softmax_slip(torch.log_softmax, lambda g, out, dim: g * (1 - out.exp())), "That is only the diagonal of the Jacobian: each output also depends on the other inputs of its row; the backward is `g - softmax * g.sum(dim, keepdim=True)`."),
     (_log_softmax_slip(_naive_log_softmax, _right_log_softmax_grad), "exp() overflows for large scores: subtract each row's maximum before exp (the log-sum-exp trick)."),
-    (_log_softmax_slip(lambda x, dim: x.log_softmax(-1), _right_log_softmax_grad), "The `dim` argument is ignored: normalise along `dim`, not always the last dimension."),
+    (_log_softmax_slip(lambda x, dim: x.log_softmax(-1), lambda g, out, dim: _right_log_softmax_grad(g, out, -1)), "The `dim` argument is ignored: normalise along `dim`, not always the last dimension."),
 ])
 
 def _sigmoid_slip(forward, backward):

@@ -1,5 +1,5 @@
 # %% imports
-import difflib, functools, importlib, inspect, json, math, os, signal, sys, threading, traceback
+import difflib, functools, importlib, inspect, json, math, os, signal, sys, threading, traceback, types
 from pathlib import Path
 import torch
 
@@ -75,12 +75,15 @@ def _difference(expected, got):
 def _agree(a, b, expected=None):
     "Do two outputs agree (errors of one type, tensors or numbers within rounding, draws alike)?"
     if isinstance(a, _Raised) or isinstance(b, _Raised):
-        return isinstance(a, _Raised) and isinstance(b, _Raised) and type(a.error) is type(b.error)
+        return (isinstance(a, _Raised) and isinstance(b, _Raised)
+                and type(a.error) is type(b.error) and str(a.error) == str(b.error))
     if isinstance(a, float) and isinstance(b, float):   # two draws: within twice a margin
         margin = 2 * expected.margin if isinstance(expected, Stat) else 1e-6 * max(1, abs(a))
         return abs(a - b) <= margin
-    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape:
-        return a.dtype == b.dtype and _tensor_difference(a, b) is None
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):   # float32's tolerance
+        if a.shape != b.shape or a.dtype != b.dtype: return False
+        if not a.is_floating_point(): return torch.equal(a, b)
+        return bool(torch.isclose(a.double(), b.double(), rtol=1e-4, atol=1e-5, equal_nan=True).all())
     return _difference(a, b) is None
 
 # %% the learner's code, the grader's steps, and a time limit
@@ -184,10 +187,12 @@ def _frozen(x):
     return x
 
 # %% runners
+_RAW = types.SimpleNamespace(result=None)   # the latest result as returned, before any copy
+
 def returns(fn, case):
     "Runner of a plain function: its result, and its inputs afterwards."
     args = case.fresh()
-    result = call(fn, *args, **case.kwargs)
+    result = _RAW.result = call(fn, *args, **case.kwargs)
     if isinstance(result, torch.Tensor): result = result.detach().clone()
     return {"result": result, **case.unchanged(args)}
 
@@ -341,13 +346,13 @@ class _Evidence:
 
     def same(self, a, b, k): return _same(a, b, self.runnable[k][1])
 
-    def telling(self, i):
+    def telling(self, i, avoid_errors=False):
         "The largest case where slip i differs from the right answer and from every other slip."
         hint = self.slips[i][1]
         others = [j for j, (_, h) in enumerate(self.slips) if h != hint and not self.alike(i, j)]
         for k in reversed(range(len(self.runnable))):
             mine = self.slip(i, k)
-            if self.same(mine, self.runnable[k][1], k): continue
+            if self.same(mine, self.runnable[k][1], k) or (avoid_errors and "error" in mine): continue
             if not any(self.same(mine, self.slip(j, k), k) for j in others): return k
         return None
 
@@ -356,29 +361,23 @@ class _Evidence:
         got = self.learner[index]
         for i, (_, hint) in enumerate(self.slips):
             if "error" not in got and not self.same(self.slip(i, index), got, index): continue
-            k = self.telling(i)
-            if k is None or (k == index and "error" in got): continue
+            raised_alike = "error" in got and self.same(self.slip(i, index), got, index)
+            k = self.telling(i, avoid_errors="error" in got and not raised_alike)
+            if k is None or (k == index and not raised_alike and "error" in got): continue
             seen = self.learners(k)
             if seen is not None and self.same(seen, self.slip(i, k), k): return hint
         return None
 
-def _repeats_earlier(got, history):
-    "Is `got` exactly what the learner returned for an earlier, different case (kept state)?"
-    outputs = {k: v for k, v in got.items() if not k.startswith("input ")}
-    for earlier in history:
-        theirs = {k: v for k, v in earlier.items() if not k.startswith("input ")}
-        if outputs and theirs.keys() == outputs.keys() and all(
-                isinstance(v, torch.Tensor) and isinstance(theirs[k], torch.Tensor)
-                and v.shape == theirs[k].shape and v.dtype == theirs[k].dtype
-                and torch.equal(v, theirs[k]) for k, v in outputs.items()):
-            return True
-    return False
+def _repeats_earlier(raw, history):
+    "Is `raw`, the learner's result as returned, a tensor it returned before (kept state)?"
+    return isinstance(raw, torch.Tensor) and any(raw is kept or (
+        raw.data_ptr() != 0 and raw.data_ptr() == kept.data_ptr()) for kept in history)
 
 # %% the report
 _STUB = "your code here"
 _HINT_IN_PLACE = ("Build new tensors instead of writing into the arguments: `x.clamp_min(0)`, "
                   "not `x.clamp_min_(0)` or `x[x < 0] = 0`.")
-_HINT_STATE = ("It returned exactly what it returned for an earlier, different input: it keeps "
+_HINT_STATE = ("It returned a tensor it had returned before, for another input: it keeps "
                "something between calls (a cache, a global). Compute from the arguments each time.")
 _HINT_LOOP = ("A loop that never ends? Check that each `while` condition changes, and that no loop "
               "runs over a list it keeps growing.")
@@ -395,7 +394,11 @@ def _lines(expected, got, problems, fn_name):
     "The report's lines for each problem of one case."
     out = []
     for label, difference in problems:
-        if label == "unusable": out.append(difference); continue
+        if label == "unusable":
+            out.append(difference)
+            out += [f"expected {k}: {_show(v)}" for k, v in expected.items()
+                    if not k.startswith("input ")]
+            continue
         if label in ("error", "raise"):
             if "error" in got: out.append(f"{fn_name} raised {got['error']!r}{_where(got['error'].error)}")
             else: out.append(f"{fn_name} returned {_show(got.get('result'))}")
@@ -454,17 +457,21 @@ def _untested(exercise, fn, prepared):
                 if all(_accepts(fn, k) for k in c.kwargs if k in optional)]
     return sorted(names), runnable
 
+_HISTORY = {}   # exercise: the learner's latest outputs, across checks (a cache shows here)
+
 def _first_failure(exercise, fn, runnable, limit):
     "(index, outputs) of the first case that fails, or (None, history) if all pass."
-    history = []
+    history = _HISTORY.setdefault((exercise.key, _name_of(fn)), [])   # outputs that passed
     for index, (case, expected) in enumerate(runnable):
+        _RAW.result = None
         got, used_book = _watched(exercise, fn, case, limit)
         if used_book:
             raise AssertionError(f"{_name_of(fn)} calls the book's own {exercise.name} (foundations."
                                  f"{exercise.module}): the check grades your code, so write it "
                                  "without calling the book's version")
         if _problems(expected, got): return index, got, history
-        history.append(got)
+        if isinstance(_RAW.result, torch.Tensor): history.append(_RAW.result)   # kept alive
+        del history[:-60]
     return None, None, history
 
 def _failure(exercise, fn, runnable, index, got, history, limit):
@@ -478,7 +485,7 @@ def _failure(exercise, fn, runnable, index, got, history, limit):
                 f"(case {index + 1} of {len(runnable)}).\nHint: {_HINT_LOOP}")
     hint = None
     if any(label.startswith("input ") for label, _ in problems): hint = _HINT_IN_PLACE
-    elif _repeats_earlier(got, history): hint = _HINT_STATE
+    elif _repeats_earlier(_RAW.result, history): hint = _HINT_STATE
     elif problems[0][0] != "unusable":
         evidence = _Evidence(exercise, fn, runnable, limit)
         evidence.learner[index] = got
@@ -491,12 +498,13 @@ def _state_pass(exercise, fn, seed, limit, history, runnable):
     twins = [(c, e) for c, e in _untested(exercise, fn, _prepared(exercise.key, seed + 7919))[1]
              if _signature(c) in passed][-3:]
     for case, expected in twins:
+        _RAW.result = None
         got = _watched(exercise, fn, case, limit)[0]
         if not _problems(expected, got): continue
         fn_name = _name_of(fn)
         header = (f"{fn_name} passed every case, then failed a new input of shapes that passed "
                   "before:")
-        hint = _HINT_STATE if _repeats_earlier(got, history) else None
+        hint = _HINT_STATE if _repeats_earlier(_RAW.result, history) else None
         return _message(header, case, _lines(expected, got, _problems(expected, got), fn_name), hint)
     return None
 
