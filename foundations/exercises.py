@@ -6,13 +6,13 @@ Docs: https://nn-foundations.github.io/foundations/exercises.html.md"""
 
 # %% auto #0
 __all__ = ['Stat', 'Unusable', 'call', 'Case', 'returns', 'grads', 'register', 'book', 'check', 'exercise_modules',
-           'exercise_named', 'exercise_stub', 'hint', 'progress_path', 'progress']
+           'exercise_named', 'hint', 'progress_path', 'progress']
 
 # %% ../nbs/10_exercises.ipynb #2548cad4
-import difflib, functools, importlib, inspect, json, math, os, signal, sys, threading, traceback, types
+import difflib, functools, importlib, inspect, json, math, os, signal, sys, threading, traceback
+import types
 from pathlib import Path
 import torch
-
 
 # %% ../nbs/10_exercises.ipynb #d918e8f4
 class _Raised:
@@ -43,17 +43,14 @@ def _show(x, n=6):
     text = repr(x)
     return text if len(text) <= 80 else text[:77] + "..."
 
-
-# %% ../nbs/10_exercises.ipynb #d165617b
 def _tolerance(expected):
-    "Absolute and relative tolerance for `expected`, from its dtype and the size of its entries."
+    "Absolute and relative tolerance for `expected`: a few hundred roundings of its dtype."
     finite = expected.detach()[torch.isfinite(expected.detach())].abs()
     scale = max(1.0, finite.max().item()) if finite.numel() else 1.0
-    if expected.dtype == torch.float64: return 1e-10 * scale, 1e-8
-    return 1e-5 * scale, 1e-4   # float32 (and lower): a few hundred roundings
+    return (1e-10 * scale, 1e-8) if expected.dtype == torch.float64 else (1e-5 * scale, 1e-4)
 
 def _tensor_difference(expected, got):
-    "None if tensor `got` matches tensor `expected`, else what differs (kind, shape, dtype, values)."
+    "None if tensor `got` matches `expected`, else what differs (kind, shape, dtype, values)."
     if not isinstance(got, torch.Tensor):
         return f"expected a tensor, received {type(got).__name__} {_show(got)}"
     if got.shape != expected.shape:
@@ -95,11 +92,11 @@ def _agree(a, b, expected=None):
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):   # float32's tolerance
         if a.shape != b.shape or a.dtype != b.dtype: return False
         if not a.is_floating_point(): return torch.equal(a, b)
-        return bool(torch.isclose(a.double(), b.double(), rtol=1e-4, atol=1e-5, equal_nan=True).all())
+        close = torch.isclose(a.double(), b.double(), rtol=1e-4, atol=1e-5, equal_nan=True)
+        return bool(close.all())
     return _difference(a, b) is None
 
-
-# %% ../nbs/10_exercises.ipynb #ae54c9b5
+# %% ../nbs/10_exercises.ipynb #d165617b
 class Unusable(Exception):
     "Raised by a runner when the learner's result lacks what the grader needs from it."
 
@@ -152,8 +149,7 @@ def _with_time_limit(thunk, seconds):
     if "error" in box: raise box["error"]
     return box["value"]
 
-
-# %% ../nbs/10_exercises.ipynb #e752df13
+# %% ../nbs/10_exercises.ipynb #ae54c9b5
 class Case:
     "One input of a check: the arguments by name, upstream gradients to attach as `.g`, options."
     def __init__(self,
@@ -186,22 +182,27 @@ class Case:
     def __str__(self):
         parts = []
         for name, a in zip(self.names, self.args):
-            parts.append(f"{name} {_show(a)}" if isinstance(a, torch.Tensor) else f"{name}={a!r}")
+            tensors = isinstance(a, list) and a and isinstance(a[0], torch.Tensor)
+            shown = f" [{'; '.join(map(_show, a))}]" if tensors else None
+            parts.append(f"{name} {_show(a)}" if isinstance(a, torch.Tensor)
+                         else f"{name}{shown}" if shown else f"{name}={a!r}")
             if name in self.upstream: parts[-1] += f" with {name}.g {_show(self.upstream[name])}"
         return "; ".join(parts + [f"{k}={v!r}" for k, v in self.kwargs.items()])
 
     def shapes(self):
         "The case's shapes and dtypes only, for a time-limit report."
-        return ", ".join(f"{n} {_shape_str(a.shape)}" if isinstance(a, torch.Tensor) else f"{n}={a!r}"
-                         for n, a in zip(self.names, self.args))
+        def brief(a):
+            if isinstance(a, torch.Tensor): return _shape_str(a.shape)
+            if isinstance(a, list) and a and isinstance(a[0], torch.Tensor):
+                return "[" + ", ".join(_shape_str(t.shape) for t in a) + "]"
+            return f"={a!r}"
+        return ", ".join(f"{n} {brief(a)}".replace(" =", "=") for n, a in zip(self.names, self.args))
 
 def _frozen(x):
     if isinstance(x, torch.Tensor): return x.detach().clone()
     if isinstance(x, list): return torch.tensor(x, dtype=torch.float64) if x else x
     return x
 
-
-# %% ../nbs/10_exercises.ipynb #3b37ba96
 _RAW = types.SimpleNamespace(result=None)   # the latest result as returned, before any copy
 
 def returns(fn, case):
@@ -220,8 +221,7 @@ def grads(*names):
         return {**found, **case.unchanged(args)}
     return run
 
-
-# %% ../nbs/10_exercises.ipynb #26df3e3e
+# %% ../nbs/10_exercises.ipynb #e752df13
 _EXERCISES = {}
 
 def _book_code(obj):
@@ -281,13 +281,16 @@ def book(module:str, # a module of the library, e.g. "backprop"
 
 def _catalogue():
     "Every exercise, registered by the catalogue module on first use."
-    if not _EXERCISES: importlib.import_module("foundations.exercise_catalogue")
+    if not _EXERCISES:
+        for part in ("by_hand", "layers", "engine"):
+            importlib.import_module(f"foundations.exercises_{part}")
     return _EXERCISES
 
 def _lookup(name):
     "The exercise called `name`, or a ValueError that suggests the nearest names."
     exercises = _catalogue()
-    if not isinstance(name, str): raise TypeError(f"name must be a string like 'relu', not {name!r}")
+    if not isinstance(name, str): raise TypeError(
+        f"name must be a string like 'relu', not {name!r}")
     if name in exercises: return exercises[name]
     close = difflib.get_close_matches(name, exercises, n=3, cutoff=0.6)
     guess = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
@@ -301,8 +304,7 @@ def _prepared(key, seed):
     cases = sorted(exercise.cases(torch.Generator().manual_seed(seed)), key=lambda c: c.size())
     return tuple((case, exercise.expect(case)) for case in cases)
 
-
-# %% ../nbs/10_exercises.ipynb #eaf5fe3b
+# %% ../nbs/10_exercises.ipynb #3b37ba96
 def _watched(exercise, fn, case, limit):
     "`fn`'s outputs on `case`, and whether it called the book's own version (a profiler hook)."
     reference = None if getattr(_BOOK_ALLOWED, "on", False) else exercise.reference()
@@ -337,8 +339,7 @@ def _same(a, b, expected=None):
     expected = expected or {}
     return a.keys() == b.keys() and all(_agree(a[k], b[k], expected.get(k)) for k in a)
 
-
-# %% ../nbs/10_exercises.ipynb #409a68f2
+# %% ../nbs/10_exercises.ipynb #26df3e3e
 class _Evidence:
     "The cases of a failed check, with the learner's and the slips' outputs, computed when asked."
     def __init__(self, exercise, fn, runnable, limit, budget=3):
@@ -360,7 +361,8 @@ class _Evidence:
 
     def alike(self, i, j):
         "Do slips i and j give the same outputs on every case (one slip, two ways to write it)?"
-        return all(self.same(self.slip(i, k), self.slip(j, k), k) for k in range(len(self.runnable)))
+        cases = range(len(self.runnable))
+        return all(self.same(self.slip(i, k), self.slip(j, k), k) for k in cases)
 
     def same(self, a, b, k): return _same(a, b, self.runnable[k][1])
 
@@ -370,7 +372,8 @@ class _Evidence:
         others = [j for j, (_, h) in enumerate(self.slips) if h != hint and not self.alike(i, j)]
         for k in reversed(range(len(self.runnable))):
             mine = self.slip(i, k)
-            if self.same(mine, self.runnable[k][1], k) or (avoid_errors and "error" in mine): continue
+            if avoid_errors and "error" in mine: continue
+            if self.same(mine, self.runnable[k][1], k): continue
             if not any(self.same(mine, self.slip(j, k), k) for j in others): return k
         return None
 
@@ -391,8 +394,6 @@ def _repeats_earlier(raw, history):
     return isinstance(raw, torch.Tensor) and any(raw is kept or (
         raw.data_ptr() != 0 and raw.data_ptr() == kept.data_ptr()) for kept in history)
 
-
-# %% ../nbs/10_exercises.ipynb #885bfc11
 _STUB = "your code here"
 _HINT_IN_PLACE = ("Build new tensors instead of writing into the arguments: `x.clamp_min(0)`, "
                   "not `x.clamp_min_(0)` or `x[x < 0] = 0`.")
@@ -413,13 +414,10 @@ def _lines(expected, got, problems, fn_name):
     "The report's lines for each problem of one case."
     out = []
     for label, difference in problems:
-        if label == "unusable":
-            out.append(difference)
-            out += [f"expected {k}: {_show(v)}" for k, v in expected.items()
-                    if not k.startswith("input ")]
-            continue
-        if label in ("error", "raise"):
-            if "error" in got: out.append(f"{fn_name} raised {got['error']!r}{_where(got['error'].error)}")
+        if label in ("unusable", "error", "raise"):
+            if label == "unusable": out.append(difference)
+            elif "error" in got:
+                out.append(f"{fn_name} raised {got['error']!r}{_where(got['error'].error)}")
             else: out.append(f"{fn_name} returned {_show(got.get('result'))}")
             out += [f"expected {k}: {_show(v)}" for k, v in expected.items()
                     if not k.startswith("input ")]
@@ -451,8 +449,7 @@ def _stub_message(fn_name, got):
         return f"{fn_name}: not written yet (its cell still raises NotImplementedError)"
     return f"{fn_name} calls {where}, which is not written yet: write {where} first"
 
-
-# %% ../nbs/10_exercises.ipynb #1c41f25b
+# %% ../nbs/10_exercises.ipynb #eaf5fe3b
 def _name_of(fn): return getattr(fn, "__name__", type(fn).__name__)
 
 _BOOK_ALLOWED = threading.local()   # set only where the book grades itself (its own tests)
@@ -462,7 +459,8 @@ def _refusal(exercise, fn):
     reference = None if getattr(_BOOK_ALLOWED, "on", False) else exercise.reference()
     wrapped = getattr(fn, "func", getattr(fn, "__wrapped__", None))
     if reference is not None and (fn is reference or wrapped is reference):
-        return (f"this is the book's {exercise.key} (foundations.{exercise.module}), not yours: run "
+        return (
+            f"this is the book's {exercise.key} (foundations.{exercise.module}), not yours: run "
                 f"the cell that defines your {exercise.name}, then check again")
     return None
 
@@ -472,7 +470,8 @@ def _untested(exercise, fn, prepared):
     reference = exercise.reference()
     names = {k for k in optional if reference is not None and _accepts(reference, k)
              and not _accepts(fn, k)}
-    names |= {k for case, _ in prepared for k in case.kwargs if k in optional and not _accepts(fn, k)}
+    names |= {k for case, _ in prepared for k in case.kwargs
+              if k in optional and not _accepts(fn, k)}
     runnable = [(c, e) for c, e in prepared
                 if all(_accepts(fn, k) for k in c.kwargs if k in optional)]
     return sorted(names), runnable
@@ -486,7 +485,8 @@ def _first_failure(exercise, fn, runnable, limit):
         _RAW.result = None
         got, used_book = _watched(exercise, fn, case, limit)
         if used_book:
-            raise AssertionError(f"{_name_of(fn)} calls the book's own {exercise.name} (foundations."
+            raise AssertionError(
+                f"{_name_of(fn)} calls the book's own {exercise.name} (foundations."
                                  f"{exercise.module}): the check grades your code, so write it "
                                  "without calling the book's version")
         if _problems(expected, got): return index, got, history
@@ -525,7 +525,8 @@ def _state_pass(exercise, fn, seed, limit, history, runnable):
         header = (f"{fn_name} passed every case, then failed a new input of shapes that passed "
                   "before:")
         hint = _HINT_STATE if _repeats_earlier(_RAW.result, history) else None
-        return _message(header, case, _lines(expected, got, _problems(expected, got), fn_name), hint)
+        lines = _lines(expected, got, _problems(expected, got), fn_name)
+        return _message(header, case, lines, hint)
     return None
 
 def _signature(case):
@@ -533,7 +534,7 @@ def _signature(case):
                  for n, a in zip(case.names, case.args) if n != "seed") + tuple(case.kwargs.items())
 
 def _grade(exercise, fn, seed, limit):
-    "('passed' | 'failed' | 'not written', message, number of cases, untested, the learner's error)."
+    "(verdict: passed, failed or not written; message; number of cases; untested; error)."
     untested, runnable = _untested(exercise, fn, _prepared(exercise.key, seed))
     index, got, history = _first_failure(exercise, fn, runnable, limit)
     if index is None:
@@ -545,8 +546,7 @@ def _grade(exercise, fn, seed, limit):
     message = _failure(exercise, fn, runnable, index, got, history, limit)
     return "failed", message, len(runnable), untested, error
 
-
-# %% ../nbs/10_exercises.ipynb #7e3bf27e
+# %% ../nbs/10_exercises.ipynb #409a68f2
 def check(name:str, # the book's name for the function or class, e.g. "lin_grad"
           fn, # your implementation: a function (or a class, for the layers)
           *,
@@ -579,27 +579,28 @@ def exercise_named(name:str, # an exercise's name, as `check` knows it
     "The registered exercise called `name` (its cases, slips, hints and stub), for the catalogue."
     return _lookup(name)
 
-def exercise_stub(name:str, # an exercise's name, as `check` knows it
-                 ) -> dict|None: # {"intro", "code", "solution"}, or None: the chapter's own cell
-    "The stub of an exercise that has no cell of its own in its chapter (the engine's core)."
-    return _lookup(name).stub
-
-
-# %% ../nbs/10_exercises.ipynb #58b1f3fd
 _hints_given = {}
+
+def _hints(exercise):
+    "Three hints: the idea (written for it), the shapes (its largest case), the book's docstring."
+    case, expected = _prepared(exercise.key, 0)[-1]
+    shown = [f"{k} {_shape_str(v.shape)}" if isinstance(v, torch.Tensor) else f"{k} {v!r}"
+             for k, v in expected.items() if not k.startswith("input ") and k != "error"]
+    reference = exercise.reference()
+    doc = exercise.stub["code"].split('"')[1] if exercise.stub else (reference.__doc__ or "")
+    return [*exercise.hints[:1], f"On {case.shapes()}, the book's version gives "
+            f"{'; '.join(shown)}.", f"The book's version: {doc.strip().splitlines()[0]}"]
 
 def hint(name:str, # the exercise, e.g. "lin_grad"
          level:int|None=None, # 1: the idea, 2: the shapes, 3: the formula; None: the next one
         ) -> None:
     "Print a hint for exercise `name`: each call without `level` gives the next, more direct one."
-    hints = _lookup(name).hints
-    if not hints: print(f"{name}: no hints written for this exercise yet"); return
+    hints = _hints(_lookup(name))
     if level is None: level = min(_hints_given.get(name, 0) + 1, len(hints))
     if not 1 <= level <= len(hints):
         raise ValueError(f"level must be between 1 and {len(hints)}, not {level}")
     _hints_given[name] = max(level, _hints_given.get(name, 0))
-    kinds = ("the idea", "the shapes", "the formula")
-    print(f"{name}, hint {level} of {len(hints)} ({kinds[level - 1]}): {hints[level - 1]}")
+    print(f"{name}, hint {level} of {len(hints)}: {hints[level - 1]}")
 
 def progress_path() -> Path: # where `check` records what passed
     "The file of passed exercises: $FOUNDATIONS_PROGRESS, else ~/.cache/nn-foundations/."
@@ -623,10 +624,9 @@ def progress() -> dict: # {exercise: True if its latest check passed here}
     "Print which exercises passed their latest check in this environment, and which remain."
     done, names = _load(), list(_catalogue())
     passed = [n for n in names if done.get(n)]
-    print(f"{len(passed)} of {len(names)} exercises passed in this environment "
-          f"(recorded in {progress_path()})" + (": all of them." if len(passed) == len(names) else "."))
-    if passed: print("passed: " + ", ".join(passed))
     remaining = [n for n in names if not done.get(n)]
+    print(f"{len(passed)} of {len(names)} exercises passed in this environment "
+          f"(recorded in {progress_path()})" + (": all of them." if not remaining else "."))
+    if passed: print("passed: " + ", ".join(passed))
     if remaining: print("still to do: " + ", ".join(remaining))
     return {n: bool(done.get(n)) for n in names}
-

@@ -1,8 +1,8 @@
 # %% imports
 import math
 import torch
-from foundations.exercises import (Case, Stat, Unusable, book, call, exercise_named, grads, register,
-                                   returns)
+from foundations.exercises import (Case, Stat, Unusable, book, call, exercise_named, grads,
+                                   register, returns)
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -10,9 +10,12 @@ def _randn(g, *shape, dtype=torch.float64):
     return torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
 
 def _with_zeros(g, t):
-    "`t` with about a quarter of its entries set to exactly zero (ReLU's kink), and, if it has two, one of each sign."
-    t = torch.where(torch.rand(t.shape, generator=g, dtype=torch.float64) < 0.25, torch.zeros_like(t), t)
-    if t.numel() >= 3: t.view(-1)[:2] = torch.stack([t.view(-1)[0].abs() + 0.1, -t.view(-1)[1].abs() - 0.1])
+    "`t` with a quarter of its entries exactly zero (ReLU's kink) and, from 3 on, one of each sign."
+    zero = torch.rand(t.shape, generator=g, dtype=torch.float64) < 0.25
+    t = torch.where(zero, torch.zeros_like(t), t)
+    if t.numel() >= 3:
+        flat = t.view(-1)
+        flat[:2] = torch.stack([flat[0].abs() + 0.1, -flat[1].abs() - 0.1])
     return t
 
 def _neuron_cases(g):
@@ -20,47 +23,71 @@ def _neuron_cases(g):
     for n in (1, 2, 3, 5):
         x, w, b = _randn(g, n), _randn(g, n), _randn(g, 1).item()
         cases.append(Case(("inputs", "weights", "bias"), (x.tolist(), w.tolist(), b)))
-        for dtype in _DTYPES: cases.append(Case(("inputs", "weights", "bias"), (x.to(dtype), w.to(dtype), b)))
+        for dtype in _DTYPES:
+            cases.append(Case(("inputs", "weights", "bias"), (x.to(dtype), w.to(dtype), b)))
     return cases
 
 def _neuron_no_bias(inputs, weights, bias): return sum(x * w for x, w in zip(inputs, weights))
-def _neuron_skips_last(inputs, weights, bias): return sum(x * w for x, w in zip(inputs[:-1], weights[:-1])) + bias
-def _neuron_mean(inputs, weights, bias): return sum(x * w for x, w in zip(inputs, weights)) / len(inputs) + bias
+def _neuron_skips_last(inputs, weights, bias):
+    return sum(x * w for x, w in zip(inputs[:-1], weights[:-1])) + bias
+def _neuron_mean(inputs, weights, bias):
+    return sum(x * w for x, w in zip(inputs, weights)) / len(inputs) + bias
 
 register("neuron", "matmul", _neuron_cases, slips=[
     (_neuron_no_bias, "The bias is missing: a neuron adds `bias` once, after the weighted sum."),
-    (_neuron_skips_last, "The last input is left out: the loop must run over all `len(inputs)` positions (`range(len(inputs))`)."),
-    (_neuron_mean, "The weighted inputs are averaged: a neuron sums them (no division by the number of inputs)."),
+    (_neuron_skips_last,
+        "The last input is left out: the loop must run over all `len(inputs)` positions "
+        "(`range(len(inputs))`)."),
+    (_neuron_mean,
+        "The weighted inputs are averaged: a neuron sums them (no division by the number of "
+        "inputs)."),
 ])
 
-_MATMUL_SHAPES = ((1, 1, 1), (1, 3, 1), (2, 1, 3), (1, 4, 2), (3, 2, 1), (2, 2, 2), (2, 3, 4), (4, 3, 2), (3, 3, 3), (4, 5, 3))
+_MATMUL_SHAPES = ((1, 1, 1), (1, 3, 1), (2, 1, 3), (1, 4, 2), (3, 2, 1), (2, 2, 2), (2, 3, 4),
+                  (4, 3, 2), (3, 3, 3), (4, 5, 3))
 
 def _matmul_cases(g):
     cases = [Case(("a", "b"), (_randn(g, n, k, dtype=dtype), _randn(g, k, m, dtype=dtype)))
              for n, k, m in _MATMUL_SHAPES for dtype in _DTYPES]
-    cases.append(Case(("a", "b"), (_randn(g, 3, 4), _randn(g, 2, 4).T)))     # b is a transposed view
-    big = _randn(g, 2, 3, dtype=torch.float32) * 1e15                           # large values, a row of zeros
-    cases.append(Case(("a", "b"), (big, torch.cat([torch.zeros(1, 2), _randn(g, 2, 2, dtype=torch.float32)]))))
+    cases.append(Case(("a", "b"), (_randn(g, 3, 4), _randn(g, 2, 4).T)))   # b: a transposed view
+    big = _randn(g, 2, 3, dtype=torch.float32) * 1e15                         # large; a zero row
+    zero_row = torch.cat([torch.zeros(1, 2), _randn(g, 2, 2, dtype=torch.float32)])
+    cases.append(Case(("a", "b"), (big, zero_row)))
     return cases
 
 _MATMUL_SLIPS = [
-    (lambda a, b: (a @ b).T, "The result is transposed: `c[i, j]` is row i of `a` times column j of `b`, and the result has shape (n, m)."),
-    (lambda a, b: a @ b.T, "`b` is indexed the wrong way round: the sum runs down column j of `b`, `b[p, j]` (or `b[:, j]`), not `b[j, p]`."),
-    (lambda a, b: a.T @ b, "`a` is indexed the wrong way round: the sum runs along row i of `a`, `a[i, p]` (or `a[i, :]`), not `a[p, i]`."),
-    (lambda a, b: a[:, -1:] @ b[-1:], "Each `c[i, j]` keeps only the last product: add into it (`+=`), rather than assign, inside the innermost loop."),
-    (lambda a, b: a[:, :-1] @ b[:-1], "The sum misses its last term: the innermost loop must run over all k positions, `range(k)`."),
-    (lambda a, b: (a @ b).float(), "The values arrive as float64 but the result is float32: create the result with the inputs' dtype and device, `torch.zeros(n, m, dtype=a.dtype, device=a.device)`."),
+    (lambda a, b: (a @ b).T,
+        "The result is transposed: `c[i, j]` is row i of `a` times column j of `b`, and the result "
+        "has shape (n, m)."),
+    (lambda a, b: a @ b.T,
+        "`b` is indexed the wrong way round: the sum runs down column j of `b`, `b[p, j]` (or "
+        "`b[:, j]`), not `b[j, p]`."),
+    (lambda a, b: a.T @ b,
+        "`a` is indexed the wrong way round: the sum runs along row i of `a`, `a[i, p]` (or `a[i, "
+        ":]`), not `a[p, i]`."),
+    (lambda a, b: a[:, -1:] @ b[-1:],
+        "Each `c[i, j]` keeps only the last product: add into it (`+=`), rather than assign, "
+        "inside the innermost loop."),
+    (lambda a, b: a[:, :-1] @ b[:-1],
+        "The sum misses its last term: the innermost loop must run over all k positions, "
+        "`range(k)`."),
+    (lambda a, b: (a @ b).float(),
+        "The values arrive as float64 but the result is float32: create the result with the "
+        "inputs' dtype and device, `torch.zeros(n, m, dtype=a.dtype, device=a.device)`."),
 ]
 
-for _name in ("matmul_loops", "matmul_elementwise"): register(_name, "matmul", _matmul_cases, slips=_MATMUL_SLIPS)
+for _name in ("matmul_loops", "matmul_elementwise"):
+    register(_name, "matmul", _matmul_cases, slips=_MATMUL_SLIPS)
 
 def _broadcast_cases(g):
-    fixed = [(), ((),), ((3,),), ((1,), (3,)), ((3,), (1,)), ((2, 3), (3,)), ((3,), (2, 3)), ((4, 1), (3,)),
-             ((5, 1, 3), (4, 1)), ((1,), (0,)), ((2, 1), (1, 3), (1, 1, 1)), ((3, 1, 2), ()), ((7,), (7,)),
+    fixed = [(), ((),), ((3,),), ((1,), (3,)), ((3,), (1,)), ((2, 3), (3,)), ((3,), (2, 3)),
+             ((4, 1), (3,)), ((5, 1, 3), (4, 1)), ((1,), (0,)), ((2, 1), (1, 3), (1, 1, 1)),
+             ((3, 1, 2), ()), ((7,), (7,)),
              ((2,), (3,)), ((2, 3), (3, 2)), ((4, 3), (4,)), ((1, 2), (3, 1), (2, 2, 3)),
              (3,), ((2, 1), 4), (1, (5, 1)), (2, 3)]   # a bare int n is the shape (n,)
-    for _ in range(6):   # random shapes that broadcast: a target, and copies with some sizes set to 1 or dropped
-        target = tuple(int(s) for s in torch.randint(1, 5, (int(torch.randint(1, 5, (1,), generator=g)),), generator=g))
+    for _ in range(6):   # shapes that broadcast: a target, copies with sizes set to 1 or dropped
+        n_dims = int(torch.randint(1, 5, (1,), generator=g))
+        target = tuple(int(s) for s in torch.randint(1, 5, (n_dims,), generator=g))
         shapes = []
         for _ in range(int(torch.randint(2, 4, (1,), generator=g))):
             keep = target[int(torch.randint(0, len(target) + 1, (1,), generator=g)):]
@@ -83,7 +110,8 @@ def _raise_mismatch(sizes): raise ValueError(f"sizes {sizes} do not broadcast")
 
 def _broadcast_no_check(*shapes):
     n = max((len(s) for s in shapes), default=0)
-    return tuple(max([s[len(s) - n + d] for s in shapes if len(s) - n + d >= 0] + [1]) for d in range(n))
+    return tuple(max([s[len(s) - n + d] for s in shapes if len(s) - n + d >= 0] + [1])
+                 for d in range(n))
 
 def _ints_ok(slip):
     "The slip with a bare int n read as (n,), so that it slips only where it says."
@@ -99,22 +127,32 @@ def _broadcast_list(*shapes): return list(torch.broadcast_shapes(*shapes))
 def _broadcast_unreversed(*shapes): return tuple(reversed(torch.broadcast_shapes(*shapes)))
 
 register("broadcast_shapes", "broadcasting", _broadcast_cases, slips=[
-    (_broadcast_tuples_only, "A bare int n stands for the shape (n,), as the docstring says: turn each int into a one-element tuple first."),
-    (_ints_ok(_broadcast_from_left), "Shapes are lined up from their first dimension: broadcasting aligns them at the last dimension and works backwards, so a missing dimension is a missing *leading* one."),
-    (_ints_ok(_broadcast_no_check), "Sizes that differ, where neither is 1, cannot broadcast: raise `ValueError` there instead of taking the larger size."),
+    (_broadcast_tuples_only,
+        "A bare int n stands for the shape (n,), as the docstring says: turn each int into a "
+        "one-element tuple first."),
+    (_ints_ok(_broadcast_from_left),
+        "Shapes are lined up from their first dimension: broadcasting aligns them at the last "
+        "dimension and works backwards, so a missing dimension is a missing *leading* one."),
+    (_ints_ok(_broadcast_no_check),
+        "Sizes that differ, where neither is 1, cannot broadcast: raise `ValueError` there instead "
+        "of taking the larger size."),
     (_ints_ok(_broadcast_list), "Return a tuple (`tuple(result)`), not a list."),
-    (_ints_ok(_broadcast_unreversed), "The sizes come out in reverse order: the loop visits the last dimension first, so reverse the result at the end."),
+    (_ints_ok(_broadcast_unreversed),
+        "The sizes come out in reverse order: the loop visits the last dimension first, so reverse "
+        "the result at the end."),
 ])
 
 def _normalize_cases(g):
     cases = []
-    for i, shape in enumerate(((1, 1, 1), (3, 2, 2), (1, 3, 3, 3), (2, 3, 4, 5), (2, 1, 3, 2), (3, 2, 4, 4))):
+    shapes = ((1, 1, 1), (3, 2, 2), (1, 3, 3, 3), (2, 3, 4, 5), (2, 1, 3, 2), (3, 2, 4, 4))
+    for i, shape in enumerate(shapes):
         for dtype in _DTYPES:
             c = shape[-3]
             mean, std = _randn(g, c), _randn(g, c).abs() + 0.5
             as_given = (mean.tolist(), std.tolist()) if i % 2 else (mean.to(dtype), std.to(dtype))
-            cases.append(Case(("x", "mean", "std"), (_randn(g, *shape, dtype=dtype) * 3 + 1, *as_given)))
-    cases.append(Case(("x", "mean", "std"), (_randn(g, 2, 3, 2, 2), 0.5, 2.0)))   # one number for every channel
+            x = _randn(g, *shape, dtype=dtype) * 3 + 1
+            cases.append(Case(("x", "mean", "std"), (x, *as_given)))
+    cases.append(Case(("x", "mean", "std"), (_randn(g, 2, 3, 2, 2), 0.5, 2.0)))   # one for all
     return cases
 
 def _normalize_stats(x, mean, std):
@@ -133,49 +171,75 @@ def _normalize_times(x, mean, std):
     return (x - mean.reshape(-1, 1, 1)) * std.reshape(-1, 1, 1)
 
 register("normalize", "broadcasting", _normalize_cases, slips=[
-    (_normalize_unshaped, "`mean` and `std` of shape (C,) line up with the *last* dimension of x, the width, not the channels: reshape them to (C, 1, 1) first."),
-    (_normalize_order, "Subtract the mean first, then divide: `(x - mean) / std`, not `x / std - mean`."),
+    (_normalize_unshaped,
+        "`mean` and `std` of shape (C,) line up with the *last* dimension of x, the width, not the "
+        "channels: reshape them to (C, 1, 1) first."),
+    (_normalize_order,
+        "Subtract the mean first, then divide: `(x - mean) / std`, not `x / std - mean`."),
     (_normalize_times, "Divide by the standard deviation rather than multiply by it."),
 ])
 
-def _matmul_broadcast_summed_wrong_dim(a, b): return a * b.sum(1)[None, :]   # (a[i, :, None] * b).sum(dim=1), for k == m
-def _matmul_broadcast_row(a, b): return a * b.sum(0)[None, :]                # (a[i] * b).sum(0): a row, not a column, for k == m
+# (a[i, :, None] * b).sum(dim=1), and (a[i] * b).sum(0), a row rather than a column (k == m)
+def _matmul_broadcast_summed_wrong_dim(a, b): return a * b.sum(1)[None, :]
+def _matmul_broadcast_row(a, b): return a * b.sum(0)[None, :]
 
 register("matmul_broadcast", "broadcasting", _matmul_cases, slips=[
-    (_matmul_broadcast_summed_wrong_dim, "The sum runs over the wrong dimension: `a[i, :, None] * b` has shape (k, m), and the product's row i is its sum over k, `dim=0`."),
-    (_matmul_broadcast_row, "`a[i]` is a row, shape (k,), so it lines up with the columns of b: make it a column, `a[i, :, None]`, shape (k, 1), to line up with b's rows."),
+    (_matmul_broadcast_summed_wrong_dim,
+        "The sum runs over the wrong dimension: `a[i, :, None] * b` has shape (k, m), and the "
+        "product's row i is its sum over k, `dim=0`."),
+    (_matmul_broadcast_row,
+        "`a[i]` is a row, shape (k,), so it lines up with the columns of b: make it a column, "
+        "`a[i, :, None]`, shape (k, 1), to line up with b's rows."),
     *_MATMUL_SLIPS])
 
 register("matmul_einsum", "broadcasting", _matmul_cases, slips=[
-    (lambda a, b: torch.einsum("ik,kj->ji", a, b), "The output subscripts are swapped: `ik,kj->ij` gives row i, column j; `->ji` gives the transpose."),
-    (lambda a, b: torch.einsum("ik,jk->ij", a, b), "The subscripts of b are swapped: the index that is summed, k, must be b's first one, `kj`."),
+    (lambda a, b: torch.einsum("ik,kj->ji", a, b),
+        "The output subscripts are swapped: `ik,kj->ij` gives row i, column j; `->ji` gives the "
+        "transpose."),
+    (lambda a, b: torch.einsum("ik,jk->ij", a, b),
+        "The subscripts of b are swapped: the index that is summed, k, must be b's first one, "
+        "`kj`."),
     *_MATMUL_SLIPS])
 
-_LIN_SHAPES = ((1, 1, 1), (1, 3, 2), (2, 3, 1), (2, 2, 2), (4, 2, 3), (3, 3, 3), (5, 4, 2), (2, 5, 5))
+_LIN_SHAPES = ((1, 1, 1), (1, 3, 2), (2, 3, 1), (2, 2, 2), (4, 2, 3), (3, 3, 3), (5, 4, 2),
+               (2, 5, 5))
 
 def _lin_cases(g):
-    return [Case(("x", "w", "b"), (_randn(g, n, n_in, dtype=dtype), _randn(g, n_in, n_out, dtype=dtype), _randn(g, n_out, dtype=dtype)))
+    return [Case(("x", "w", "b"), tuple(_randn(g, *s, dtype=dtype) for s in
+                                        ((n, n_in), (n_in, n_out), (n_out,))))
             for n, n_in, n_out in _LIN_SHAPES for dtype in _DTYPES]
 
 _LIN_SLIPS = [
     (lambda x, w, b: x @ w, "The bias is missing: add `b` after the product, `x @ w + b`."),
-    (lambda x, w, b: x @ w.T + b, "`w` is transposed: in the book's layout `w` has shape (n_in, n_out), so the product is `x @ w`, with no `.T` (PyTorch's `nn.Linear` stores the transpose)."),
-    (lambda x, w, b: x @ w + b[:, None], "`b[:, None]` is a column, shape (n_out, 1), which broadcasts against the batch: add `b` as it is, shape (n_out,), and it lines up with the columns."),
-    (lambda x, w, b: x @ w + b.mean(), "One number is added to every output: each output j gets its own bias `b[j]`."),
+    (lambda x, w, b: x @ w.T + b,
+        "`w` is transposed: in the book's layout `w` has shape (n_in, n_out), so the product is `x "
+        "@ w`, with no `.T` (PyTorch's `nn.Linear` stores the transpose)."),
+    (lambda x, w, b: x @ w + b[:, None],
+        "`b[:, None]` is a column, shape (n_out, 1), which broadcasts against the batch: add `b` "
+        "as it is, shape (n_out,), and it lines up with the columns."),
+    (lambda x, w, b: x @ w + b.mean(),
+        "One number is added to every output: each output j gets its own bias `b[j]`."),
 ]
 
 register("lin", "init", _lin_cases, slips=_LIN_SLIPS)
 
 def _relu_cases(g):
-    cases = [Case(("x",), (_with_zeros(g, _randn(g, *shape, dtype=dtype)),)) for shape in ((1,), (5,), (3, 4), (2, 3, 2), (1, 1, 7))
-             for dtype in _DTYPES]
-    cases.append(Case(("x",), (torch.tensor([-1e30, -1e-30, 0.0, -0.0, 1e-30, 1e30]),)))   # tiny, huge, and signed zeros
+    cases = [Case(("x",), (_with_zeros(g, _randn(g, *shape, dtype=dtype)),))
+             for shape in ((1,), (5,), (3, 4), (2, 3, 2), (1, 1, 7)) for dtype in _DTYPES]
+    extremes = torch.tensor([-1e30, -1e-30, 0.0, -0.0, 1e-30, 1e30])   # tiny, huge, signed zeros
+    cases.append(Case(("x",), (extremes,)))
     return cases
 
 _RELU_SLIPS = [
-    (lambda x: torch.where(x > 0, x, 0.01 * x), "Negative inputs leak through (times 0.01): that is *leaky* ReLU. ReLU sets them to exactly zero."),
-    (lambda x: x.clamp_max(0), "The mask is inverted: ReLU keeps the positive entries and zeroes the negative ones, not the other way round."),
-    (lambda x: x.abs(), "Negative inputs come out positive: ReLU replaces them with zero, it does not flip their sign."),
+    (lambda x: torch.where(x > 0, x, 0.01 * x),
+        "Negative inputs leak through (times 0.01): that is *leaky* ReLU. ReLU sets them to "
+        "exactly zero."),
+    (lambda x: x.clamp_max(0),
+        "The mask is inverted: ReLU keeps the positive entries and zeroes the negative ones, not "
+        "the other way round."),
+    (lambda x: x.abs(),
+        "Negative inputs come out positive: ReLU replaces them with zero, it does not flip their "
+        "sign."),
 ]
 
 register("relu", "init", _relu_cases, slips=_RELU_SLIPS)
@@ -184,7 +248,8 @@ def _mse_cases(g):
     cases = []
     for n in (1, 2, 3, 5, 8):
         for dtype in _DTYPES:
-            cases.append(Case(("output", "targ"), (_randn(g, n, 1, dtype=dtype), _randn(g, n, dtype=dtype))))
+            pair = (_randn(g, n, 1, dtype=dtype), _randn(g, n, dtype=dtype))
+            cases.append(Case(("output", "targ"), pair))
         cases.append(Case(("output", "targ"), (_randn(g, n), _randn(g, n))))
     return cases
 
@@ -198,18 +263,28 @@ def _mse_float64(output, targ): return _squared_errors(output, targ).double().me
 def _mae(output, targ): return (output.reshape(-1) - targ.reshape(-1)).abs().mean()
 
 _MSE_SLIPS = [
-    (_mse_column, "`output` (n, 1) minus `targ` (n,) broadcasts to an (n, n) table of every prediction against every target: make them one shape first, e.g. `output.squeeze(-1) - targ`."),
-    (_mse_sum, "The squared errors are summed but not divided by their count: the *mean* divides by n, the number of samples."),
-    (_mse_n_minus_one, "The loss is divided by the wrong count: n - 1 is the sample variance's correction; the mean squared error divides by n."),
-    (_mse_number, "The loss is a Python number: return the tensor (no `.item()` or `float(...)`), so that it keeps its dtype and can be backpropagated."),
-    (_mse_float64, "The loss is float64 for float32 inputs: compute in the inputs' dtype (no `.double()`, no float64 constants)."),
+    (_mse_column,
+        "`output` (n, 1) minus `targ` (n,) broadcasts to an (n, n) table of every prediction "
+        "against every target: make them one shape first, e.g. `output.squeeze(-1) - targ`."),
+    (_mse_sum,
+        "The squared errors are summed but not divided by their count: the *mean* divides by n, "
+        "the number of samples."),
+    (_mse_n_minus_one,
+        "The loss is divided by the wrong count: n - 1 is the sample variance's correction; the "
+        "mean squared error divides by n."),
+    (_mse_number,
+        "The loss is a Python number: return the tensor (no `.item()` or `float(...)`), so that it "
+        "keeps its dtype and can be backpropagated."),
+    (_mse_float64,
+        "The loss is float64 for float32 inputs: compute in the inputs' dtype (no `.double()`, no "
+        "float64 constants)."),
     (_rmse, "That is the root of the mean squared error: leave out the square root."),
     (_mae, "That is the mean *absolute* error: square the differences instead."),
 ]
 
 register("mse", "init", _mse_cases, slips=_MSE_SLIPS)
 
-_INIT_SHAPES = ((1, 1), (3, 5), (5, 3), (32, 256), (256, 32))   # the last two: 8,192 draws each, for the statistics
+_INIT_SHAPES = ((1, 1), (3, 5), (5, 3), (32, 256), (256, 32))   # the last two: 8,192 draws each
 
 def _init_cases(g):
     cases = []
@@ -220,9 +295,11 @@ def _init_cases(g):
     return cases
 
 def _init_run(fn, case):
-    "Draw weights twice with one seed: their shape, dtype, mean and std, and whether the draws repeat."
+    "Draw weights twice with one seed: shape, dtype, mean and std, and whether the draws repeat."
     n_in, n_out, seed = case.args
-    def draw(): return call(fn, n_in, n_out, generator=torch.Generator().manual_seed(seed), **case.kwargs)
+    def draw():
+        generator = torch.Generator().manual_seed(seed)
+        return call(fn, n_in, n_out, generator=generator, **case.kwargs)
     w = draw()
     if not isinstance(w, torch.Tensor): return {"the result": w}
     out = {"shape": tuple(w.shape), "dtype": w.dtype}
@@ -233,23 +310,24 @@ def _init_run(fn, case):
     return out
 
 def _init_expected(std_of_fan_in):
-    "The outputs `_init_run` expects from weights N(0, std_of_fan_in(n_in)^2), with margins of 8 standard errors."
+    "What `_init_run` expects of weights N(0, std_of_fan_in(n_in)^2): margins of 8 standard errors."
     def expected(case):
         n_in, n_out, _ = case.args
         out = {"shape": (n_in, n_out), "dtype": case.kwargs.get("dtype", torch.get_default_dtype())}
         n, std = n_in * n_out, std_of_fan_in(n_in)
         if n > 1000:
-            out["std"] = Stat(std, 8 * std / math.sqrt(2 * (n - 1)))   # a sample std's standard error: std / sqrt(2(n-1))
-            out["mean"] = Stat(0.0, 8 * std / math.sqrt(n))            # a sample mean's: std / sqrt(n)
+            out["std"] = Stat(std, 8 * std / math.sqrt(2 * (n - 1)))   # std's standard error
+            out["mean"] = Stat(0.0, 8 * std / math.sqrt(n))            # the mean's
         out["the same draw again, from a generator seeded alike"] = True
         return out
     return expected
 
 def _normal_init(std_of_fan_in, *, fan=0, uniform=False, use_generator=True, use_dtype=True):
-    "A slip in initialisation: the std from the wrong fan or formula, uniform draws, or an argument ignored."
+    "A slip in initialisation: the wrong fan or formula, uniform draws, or an argument ignored."
     def init(n_in, n_out, *, dtype=None, device=None, generator=None):
-        w = (torch.rand if uniform else torch.randn)(n_in, n_out, dtype=dtype if use_dtype else None,
-                                                     generator=generator if use_generator else None)
+        draw = torch.rand if uniform else torch.randn
+        w = draw(n_in, n_out, dtype=dtype if use_dtype else None,
+                 generator=generator if use_generator else None)
         return w * std_of_fan_in((n_in, n_out)[fan])
     return init
 
@@ -257,32 +335,52 @@ _xavier, _kaiming = (lambda n: 1 / math.sqrt(n)), (lambda n: math.sqrt(2 / n))
 def _init_slips(std_of_fan_in):
     "Slips common to both initialisations, for the one whose std is `std_of_fan_in(n_in)`."
     return [
-        (lambda n_in, n_out, **kwargs: torch.randn(n_in, n_out, dtype=kwargs.get("dtype"), generator=kwargs.get("generator")),
-         "The weights are not scaled: `torch.randn` has std 1; multiply by the std that depends on n_in."),
-        (_normal_init(lambda n: 1 / n), "The std is 1/n_in: the *variance* is 1/n_in (Xavier) or 2/n_in (Kaiming), so the std is its square root."),
-        (_normal_init(std_of_fan_in, uniform=True), "`torch.rand` draws from [0, 1), so the weights have a positive mean: use `torch.randn`, the standard normal."),
-        (_normal_init(std_of_fan_in, use_generator=False), "The generator is ignored, so a seeded call cannot be repeated: pass `generator=generator` to `torch.randn`."),
-        (_normal_init(std_of_fan_in, use_dtype=False), "The dtype argument is ignored: pass `dtype=dtype` to `torch.randn`."),
+        (_normal_init(lambda n: 1.0),
+         "The weights are not scaled: `torch.randn` has std 1; multiply by the std that "
+             "depends on n_in."),
+        (_normal_init(lambda n: 1 / n),
+            "The std is 1/n_in: the *variance* is 1/n_in (Xavier) or 2/n_in (Kaiming), so the std "
+            "is its square root."),
+        (_normal_init(std_of_fan_in, uniform=True),
+            "`torch.rand` draws from [0, 1), so the weights have a positive mean: use "
+            "`torch.randn`, the standard normal."),
+        (_normal_init(std_of_fan_in, use_generator=False),
+            "The generator is ignored, so a seeded call cannot be repeated: pass "
+            "`generator=generator` to `torch.randn`."),
+        (_normal_init(std_of_fan_in, use_dtype=False),
+            "The dtype argument is ignored: pass `dtype=dtype` to `torch.randn`."),
     ]
 
-register("xavier_init", "init", _init_cases, run=_init_run, expected=_init_expected(_xavier), slips=[
-    (_normal_init(_kaiming), "That is Kaiming's scale, sqrt(2 / n_in), for a layer followed by ReLU; Xavier's, for a layer without one, is 1 / sqrt(n_in), smaller by sqrt(2)."),
-    (_normal_init(_xavier, fan=1), "The std uses n_out: it depends on the layer's fan-in, n_in, the number of terms each output sums."),
+register("xavier_init", "init", _init_cases, run=_init_run, expected=_init_expected(_xavier),
+         slips=[
+    (_normal_init(_kaiming),
+        "That is Kaiming's scale, sqrt(2 / n_in), for a layer followed by ReLU; Xavier's, for a "
+        "layer without one, is 1 / sqrt(n_in), smaller by sqrt(2)."),
+    (_normal_init(_xavier, fan=1),
+        "The std uses n_out: it depends on the layer's fan-in, n_in, the number of terms each "
+        "output sums."),
     *_init_slips(_xavier)])
 
-register("kaiming_init", "init", _init_cases, run=_init_run, expected=_init_expected(_kaiming), slips=[
-    (_normal_init(_xavier), "That is Xavier's scale, 1 / sqrt(n_in); after a ReLU, which zeroes half the activations, Kaiming's std is sqrt(2 / n_in), larger by sqrt(2)."),
-    (_normal_init(_kaiming, fan=1), "The std uses n_out: it depends on the layer's fan-in, n_in, the number of terms each output sums."),
-    (_normal_init(lambda n: 2 / math.sqrt(n)), "The std is 2 / sqrt(n_in): the factor 2 belongs to the variance, 2 / n_in, so the std is sqrt(2 / n_in)."),
+register("kaiming_init", "init", _init_cases, run=_init_run, expected=_init_expected(_kaiming),
+         slips=[
+    (_normal_init(_xavier),
+        "That is Xavier's scale, 1 / sqrt(n_in); after a ReLU, which zeroes half the activations, "
+        "Kaiming's std is sqrt(2 / n_in), larger by sqrt(2)."),
+    (_normal_init(_kaiming, fan=1),
+        "The std uses n_out: it depends on the layer's fan-in, n_in, the number of terms each "
+        "output sums."),
+    (_normal_init(lambda n: 2 / math.sqrt(n)),
+        "The std is 2 / sqrt(n_in): the factor 2 belongs to the variance, 2 / n_in, so the std is "
+        "sqrt(2 / n_in)."),
     *_init_slips(_kaiming)])
 
 def _mse_grad_cases(g):
     cases = [Case(("inp", "targ"), (o, t)) for case in _mse_cases(g) for o, t in [case.args]]
-    cases.append(Case(("inp", "targ"), (_randn(g, 4, 1), _randn(g, 4, 1))))   # a target column, as mse accepts
+    cases.append(Case(("inp", "targ"), (_randn(g, 4, 1), _randn(g, 4, 1))))   # a target column
     return cases
 
 def _mse_grad_slip(formula):
-    "A slip in `mse_grad`: `formula(pred, target, n)` as vectors, stored into `inp.g` with inp's shape."
+    "A slip in `mse_grad`: `formula(pred, target, n)` on vectors, into `inp.g` in inp's shape."
     def mse_grad(inp, targ):
         pred, target = inp.reshape(-1), targ.reshape(-1)
         inp.g = formula(pred, target, pred.shape[0]).reshape(inp.shape)
@@ -292,12 +390,22 @@ def _mse_grad_column(inp, targ): inp.g = 2 * (inp - targ) / targ.shape[0]
 def _mse_grad_vector(inp, targ): inp.g = 2 * (inp.reshape(-1) - targ.reshape(-1)) / targ.shape[0]
 
 _MSE_GRAD_SLIPS = [
-    (_mse_grad_column, "`inp` (n, 1) minus `targ` (n,) broadcasts to (n, n): make them one shape first, e.g. `inp.squeeze(-1) - targ`, then give the gradient inp's shape."),
-    (_mse_grad_vector, "`inp.g` must have inp's own shape, (n, 1) for a column: reshape the gradient with `.reshape(inp.shape)`."),
-    (_mse_grad_slip(lambda p, t, n: 2 * (p - t)), "The gradient is not divided by n: the loss is a mean over n samples, so each sample's share is 2 (inp - targ) / n."),
-    (_mse_grad_slip(lambda p, t, n: (p - t) / n), "The factor 2 is missing: the derivative of (inp - targ)^2 is 2 (inp - targ)."),
-    (_mse_grad_slip(lambda p, t, n: 2 * (t - p) / n), "The sign is flipped: the derivative with respect to the prediction is 2 (inp - targ) / n, positive when the prediction is too high."),
-    (_mse_grad_slip(lambda p, t, n: 2 * (p - t) / n ** 2), "The loss is divided by the wrong count: divide by n once, the number of samples."),
+    (_mse_grad_column,
+        "`inp` (n, 1) minus `targ` (n,) broadcasts to (n, n): make them one shape first, e.g. "
+        "`inp.squeeze(-1) - targ`, then give the gradient inp's shape."),
+    (_mse_grad_vector,
+        "`inp.g` must have inp's own shape, (n, 1) for a column: reshape the gradient with "
+        "`.reshape(inp.shape)`."),
+    (_mse_grad_slip(lambda p, t, n: 2 * (p - t)),
+        "The gradient is not divided by n: the loss is a mean over n samples, so each sample's "
+        "share is 2 (inp - targ) / n."),
+    (_mse_grad_slip(lambda p, t, n: (p - t) / n),
+        "The factor 2 is missing: the derivative of (inp - targ)^2 is 2 (inp - targ)."),
+    (_mse_grad_slip(lambda p, t, n: 2 * (t - p) / n),
+        "The sign is flipped: the derivative with respect to the prediction is 2 (inp - targ) / n, "
+        "positive when the prediction is too high."),
+    (_mse_grad_slip(lambda p, t, n: 2 * (p - t) / n ** 2),
+        "The loss is divided by the wrong count: divide by n once, the number of samples."),
 ]
 
 register("mse_grad", "backprop", _mse_grad_cases, run=grads("inp"), slips=_MSE_GRAD_SLIPS)
@@ -307,23 +415,33 @@ def _relu_grad_cases(g):
     for shape in ((1,), (4,), (3, 5), (2, 3, 2), (1, 6)):
         for dtype in _DTYPES:
             inp = _with_zeros(g, _randn(g, *shape, dtype=dtype))
-            cases.append(Case(("inp", "out"), (inp, inp.clamp_min(0)), upstream={"out": _randn(g, *shape, dtype=dtype)}))
+            upstream = {"out": _randn(g, *shape, dtype=dtype)}
+            cases.append(Case(("inp", "out"), (inp, inp.clamp_min(0)), upstream=upstream))
     return cases
 
 def _relu_grad_slip(mask):
     def relu_grad(inp, out): inp.g = out.g * mask(inp, out)
     return relu_grad
 
-_HINT_MASK_INVERTED = "The mask is inverted: the gradient passes where the input was *positive* (`inp > 0`) and is zero elsewhere."
-_HINT_KINK = "At exactly zero the gradient should be 0: use `inp > 0`, not `inp >= 0` (the book's and PyTorch's choice at the kink)."
+_HINT_MASK_INVERTED = ("The mask is inverted: the gradient passes where the input was *positive* "
+                       "(`inp > 0`) and is zero elsewhere.")
+_HINT_KINK = ("At exactly zero the gradient should be 0: use `inp > 0`, not `inp >= 0` (the "
+              "book's and PyTorch's choice at the kink).")
 _RELU_GRAD_SLIPS = [
     (_relu_grad_slip(lambda inp, out: inp < 0), _HINT_MASK_INVERTED),
     (_relu_grad_slip(lambda inp, out: inp <= 0), _HINT_MASK_INVERTED),
-    (_relu_grad_slip(lambda inp, out: torch.where(inp > 0, 1.0, 0.01).to(inp.dtype)), "The gradient leaks through negative inputs (0.01): that is leaky ReLU's. ReLU's slope is exactly 0 there."),
+    (_relu_grad_slip(lambda inp, out: torch.where(inp > 0, 1.0, 0.01).to(inp.dtype)),
+        "The gradient leaks through negative inputs (0.01): that is leaky ReLU's. ReLU's slope is "
+        "exactly 0 there."),
     (_relu_grad_slip(lambda inp, out: inp >= 0), _HINT_KINK),
-    (_relu_grad_slip(lambda inp, out: out.g > 0), "The mask is taken from `out.g`, the upstream gradient: it must come from the input, `inp > 0`."),
-    (lambda inp, out: setattr(inp, "g", (inp > 0).to(inp.dtype)), "Only the mask is stored: multiply it by the upstream gradient, `out.g * (inp > 0)`."),
-    (lambda inp, out: setattr(inp, "g", out.g.clone()), "The upstream gradient passes everywhere: zero it where the input was negative, `out.g * (inp > 0)`."),
+    (_relu_grad_slip(lambda inp, out: out.g > 0),
+        "The mask is taken from `out.g`, the upstream gradient: it must come from the input, `inp "
+        "> 0`."),
+    (lambda inp, out: setattr(inp, "g", (inp > 0).to(inp.dtype)),
+        "Only the mask is stored: multiply it by the upstream gradient, `out.g * (inp > 0)`."),
+    (lambda inp, out: setattr(inp, "g", out.g.clone()),
+        "The upstream gradient passes everywhere: zero it where the input was negative, `out.g * "
+        "(inp > 0)`."),
 ]
 
 register("relu_grad", "backprop", _relu_grad_cases, run=grads("inp"), slips=_RELU_GRAD_SLIPS)
@@ -333,24 +451,38 @@ def _lin_grad_cases(g):
     for n, n_in, n_out in _LIN_SHAPES:
         for dtype in _DTYPES:
             x, w, b = (_randn(g, *s, dtype=dtype) for s in ((n, n_in), (n_in, n_out), (n_out,)))
-            cases.append(Case(("inp", "out", "w", "b"), (x, x @ w + b, w, b), upstream={"out": _randn(g, n, n_out, dtype=dtype)}))
+            upstream = {"out": _randn(g, n, n_out, dtype=dtype)}
+            cases.append(Case(("inp", "out", "w", "b"), (x, x @ w + b, w, b), upstream=upstream))
     return cases
 
-def _lin_grad_slip(inp_g=lambda i, g, w: g @ w.T, w_g=lambda i, g, w: i.T @ g, b_g=lambda g: g.sum(0)):
+def _lin_grad_slip(inp_g=lambda i, g, w: g @ w.T, w_g=lambda i, g, w: i.T @ g,
+                   b_g=lambda g: g.sum(0)):
     "`lin_grad` with one of its three formulas replaced (None: that gradient is not set)."
     def lin_grad(inp, out, w, b):
-        for t, grad in ((inp, inp_g and inp_g(inp, out.g, w)), (w, w_g and w_g(inp, out.g, w)), (b, b_g and b_g(out.g))):
+        found = (inp_g and inp_g(inp, out.g, w), w_g and w_g(inp, out.g, w), b_g and b_g(out.g))
+        for t, grad in zip((inp, w, b), found):
             if grad is not None: t.g = grad
     return lin_grad
 
 _LIN_GRAD_SLIPS = [
-    (_lin_grad_slip(b_g=lambda g: g.mean(0)), "b.g is averaged over the batch: every sample adds its share to the bias's gradient, so sum it, `out.g.sum(0)`."),
-    (_lin_grad_slip(b_g=lambda g: g.sum(1)), "b.g is summed over the wrong dimension: sum over the batch (dim 0), which leaves one value per output."),
-    (_lin_grad_slip(b_g=None), "b.g was never set: the bias's gradient is the upstream gradient summed over the batch."),
-    (_lin_grad_slip(w_g=lambda i, g, w: g.T @ i), "w.g is transposed: it must have w's shape (n_in, n_out), which `inp.T @ out.g` has."),
-    (_lin_grad_slip(w_g=lambda i, g, w: i.T @ g / g.shape[0]), "w.g is averaged over the batch: the samples' contributions add up, `inp.T @ out.g`, with no division (the loss already divided by n)."),
-    (_lin_grad_slip(inp_g=lambda i, g, w: g @ w), "inp.g is missing a transpose: `out.g` (n, n_out) meets `w` (n_in, n_out) along n_out, so it is `out.g @ w.T`."),
-    (_lin_grad_slip(inp_g=None), "inp.g was never set: the layer before needs it, so set it to `out.g @ w.T`."),
+    (_lin_grad_slip(b_g=lambda g: g.mean(0)),
+        "b.g is averaged over the batch: every sample adds its share to the bias's gradient, so "
+        "sum it, `out.g.sum(0)`."),
+    (_lin_grad_slip(b_g=lambda g: g.sum(1)),
+        "b.g is summed over the wrong dimension: sum over the batch (dim 0), which leaves one "
+        "value per output."),
+    (_lin_grad_slip(b_g=None),
+        "b.g was never set: the bias's gradient is the upstream gradient summed over the batch."),
+    (_lin_grad_slip(w_g=lambda i, g, w: g.T @ i),
+        "w.g is transposed: it must have w's shape (n_in, n_out), which `inp.T @ out.g` has."),
+    (_lin_grad_slip(w_g=lambda i, g, w: i.T @ g / g.shape[0]),
+        "w.g is averaged over the batch: the samples' contributions add up, `inp.T @ out.g`, with "
+        "no division (the loss already divided by n)."),
+    (_lin_grad_slip(inp_g=lambda i, g, w: g @ w),
+        "inp.g is missing a transpose: `out.g` (n, n_out) meets `w` (n_in, n_out) along n_out, so "
+        "it is `out.g @ w.T`."),
+    (_lin_grad_slip(inp_g=None),
+        "inp.g was never set: the layer before needs it, so set it to `out.g @ w.T`."),
 ]
 
 register("lin_grad", "backprop", _lin_grad_cases, run=grads("inp", "w", "b"), slips=_LIN_GRAD_SLIPS)
@@ -361,16 +493,17 @@ def _net_cases(g):
         for dtype in _DTYPES:
             shapes = ((n, n_in), (n,), (n_in, n_hidden), (n_hidden,), (n_hidden, 1), (1,))
             args = [_randn(g, *s, dtype=dtype) for s in shapes]
-            args[0] = args[0] * 2   # wider inputs: most hidden units are active for some samples, not all
+            args[0] = args[0] * 2   # wider inputs: most hidden units active for some samples
             cases.append(Case(("inp", "targ", "w1", "b1", "w2", "b2"), tuple(args)))
     return cases
 
 def _net_run(fn, case):
-    "Call `fn` twice on the same fresh tensors (as a training loop would): the loss and every `.g` after the second."
+    "Call `fn` twice on the same tensors (as training does): the loss and each `.g` after that."
     args = case.fresh()
     call(fn, *args)
     loss = call(fn, *args)
-    grads = {f"{name}.g": getattr(t, "g", None) for name, t in zip(case.names, args) if name != "targ"}
+    grads = {f"{name}.g": getattr(t, "g", None) for name, t in zip(case.names, args)
+             if name != "targ"}
     return {"loss": loss, **grads, **case.unchanged(args)}
 
 def _accumulating_forward_and_backward(inp, targ, w1, b1, w2, b2):
@@ -391,12 +524,16 @@ def _fab_no_n(inp, targ, w1, b1, w2, b2):
     return ((out.squeeze(-1) - targ) ** 2).mean()
 
 register("forward_and_backward", "backprop", _net_cases, run=_net_run, slips=[
-    (_fab_no_n, "The loss's gradient is not divided by n: the loss is a mean, so d loss / d out is 2 (out - targ) / n."),
-    (_accumulating_forward_and_backward, "The gradients are twice what they should be after a second call: gradient functions *add* into `.g`, so clear the five tensors' `.g` (`zero_grads`) before the backward pass."),
+    (_fab_no_n,
+        "The loss's gradient is not divided by n: the loss is a mean, so d loss / d out is 2 (out "
+        "- targ) / n."),
+    (_accumulating_forward_and_backward,
+        "The gradients are twice what they should be after a second call: gradient functions *add* "
+        "into `.g`, so clear the five tensors' `.g` (`zero_grads`) before the backward pass."),
 ])
 
 def _layer_cases(g, make):
-    "Cases for a layer class: the function cases of `make`, with a random gradient for the layer's output."
+    "Cases for a layer class: the cases of `make`, with a random gradient for the layer's output."
     cases = []
     for case in make(g):
         upstream = case.upstream.get("out")
@@ -407,7 +544,7 @@ def _layer_cases(g, make):
     return cases
 
 def _layer_run(grads):
-    "A runner for a layer class: build it, call it on the case, set the upstream gradient, call `backward()`."
+    "Runner of a layer class: build it, call it, set the upstream gradient, call `backward()`."
     def run(cls, case):
         args = case.fresh()
         params = {n: a for n, a in zip(case.names, args) if n in ("w", "b")}
@@ -423,7 +560,7 @@ def _layer_run(grads):
     return run
 
 def _layer_slips(make_class, forward_slips, grad_slips, forward, grad):
-    "Slips for a layer class: each slip of its forward function, then each of its gradient function."
+    "Slips for a layer class: each slip of its forward function, then each of its gradient's."
     def slips():
         return ([(make_class(f, grad), hint) for f, hint in forward_slips] +
                 [(make_class(forward, g), hint) for g, hint in grad_slips])
@@ -445,25 +582,30 @@ def _function_class(forward, grad):
         def bwd(self, out, *inputs): grad(*inputs, out) if len(inputs) == 1 else grad(*inputs)
     return Layer
 
-register("Lin", "modules", lambda g: _layer_cases(g, _lin_grad_cases), run=_layer_run(("inp", "w", "b")),
-          slips=_layer_slips(_lin_class, _LIN_SLIPS, _LIN_GRAD_SLIPS, lambda x, w, b: x @ w + b,
-                             lambda inp, out, w, b: book("backprop", "lin_grad")[0](inp, out, w, b)))
+def _book_grad(name): return lambda *args: book("backprop", name)[0](*args)
+
+register("Lin", "modules", lambda g: _layer_cases(g, _lin_grad_cases),
+         run=_layer_run(("inp", "w", "b")),
+         slips=_layer_slips(_lin_class, _LIN_SLIPS, _LIN_GRAD_SLIPS, lambda x, w, b: x @ w + b,
+                            _book_grad("lin_grad")))
 register("Relu", "modules", lambda g: _layer_cases(g, _relu_grad_cases), run=_layer_run(("inp",)),
-          slips=_layer_slips(_function_class, _RELU_SLIPS, _RELU_GRAD_SLIPS, lambda x: x.clamp_min(0),
-                             lambda inp, out: book("backprop", "relu_grad")[0](inp, out)))
+         slips=_layer_slips(_function_class, _RELU_SLIPS, _RELU_GRAD_SLIPS,
+                            lambda x: x.clamp_min(0), _book_grad("relu_grad")))
 register("Mse", "modules", lambda g: _layer_cases(g, _mse_grad_cases), run=_layer_run(("inp",)),
-          slips=lambda: _layer_slips(_function_class, _MSE_SLIPS, _MSE_GRAD_SLIPS, *book("init", "mse"),
-                                     *book("backprop", "mse_grad"))())
+         slips=lambda: _layer_slips(_function_class, _MSE_SLIPS, _MSE_GRAD_SLIPS,
+                                    *book("init", "mse"), *book("backprop", "mse_grad"))())
 
 def _my_relu_cases(g):
-    return [Case(("x",), case.args[:1], extra={"grad": case.upstream["out"]}) for case in _relu_grad_cases(g)]
+    return [Case(("x",), case.args[:1], extra={"grad": case.upstream["out"]})
+            for case in _relu_grad_cases(g)]
 
 def _my_relu_run(cls, case):
     "Apply the autograd function, then ask autograd for the input's gradient."
     (x,) = case.fresh()
     x.requires_grad_()
     y = call(cls.apply, x)
-    if not isinstance(y, torch.Tensor): raise Unusable(f"MyRelu.apply(x) returned {type(y).__name__}, not a tensor")
+    if not isinstance(y, torch.Tensor): raise Unusable(
+        f"MyRelu.apply(x) returned {type(y).__name__}, not a tensor")
     out = {"MyRelu.apply(x)": y.detach().clone(), "input x": x.detach().clone()}
     call(y.backward, case.extra["grad"])
     return {**out, "x.grad": x.grad}
@@ -481,17 +623,22 @@ register("MyRelu", "modules", _my_relu_cases, run=_my_relu_run, slips=[
     (_autograd_relu(lambda x: x.clamp_min(0), lambda inp, g: g * (inp < 0)), _HINT_MASK_INVERTED),
     (_autograd_relu(lambda x: x.clamp_min(0), lambda inp, g: g * (inp <= 0)), _HINT_MASK_INVERTED),
     (_autograd_relu(lambda x: x.clamp_min(0), lambda inp, g: g * (inp >= 0)), _HINT_KINK),
-    (_autograd_relu(lambda x: x.clamp_min(0), lambda inp, g: (inp > 0).to(g.dtype)), "backward returns only the mask: multiply it by `grad_output`, the gradient arriving from above."),
-    (_autograd_relu(lambda x: x.clamp_min(0), lambda inp, g: g), "backward passes `grad_output` everywhere: zero it where the input was negative, `grad_output * (inp > 0)`."),
+    (_autograd_relu(lambda x: x.clamp_min(0), lambda inp, g: (inp > 0).to(g.dtype)),
+        "backward returns only the mask: multiply it by `grad_output`, the gradient arriving from "
+        "above."),
+    (_autograd_relu(lambda x: x.clamp_min(0), lambda inp, g: g),
+        "backward passes `grad_output` everywhere: zero it where the input was negative, "
+        "`grad_output * (inp > 0)`."),
 ])
 
 def _linear_layer_cases(g):
     cases = []
-    for n_in, n_out, n in ((1, 1, 1), (3, 2, 4), (2, 5, 1), (32, 256, 3)):   # the last: 8,192 weights, for the statistics
+    for n_in, n_out, n in ((1, 1, 1), (3, 2, 4), (2, 5, 1), (32, 256, 3)):   # the last: 8,192
         for kwargs in ({}, {"dtype": torch.float64}, {"init": _fixed_init}):
             seed = int(torch.randint(0, 2 ** 31, (1,), generator=g))
             x = _randn(g, n, n_in, dtype=kwargs.get("dtype", torch.get_default_dtype()))
-            cases.append(Case(("n_in", "n_out", "seed"), (n_in, n_out, seed), kwargs=kwargs, extra={"x": x}))
+            cases.append(Case(("n_in", "n_out", "seed"), (n_in, n_out, seed), kwargs=kwargs,
+                              extra={"x": x}))
     return cases
 
 def _fixed_init(n_in, n_out, *, dtype=None, device=None, generator=None):
@@ -505,13 +652,16 @@ def _linear_layer_run(cls, case):
     params = dict(layer.named_parameters())
     out = {"parameter names": sorted(params)}
     weight, bias = getattr(layer, "weight", None), getattr(layer, "bias", None)
-    if not (isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor)): return {**out, "weight": weight, "bias": bias}
-    out.update({"weight's shape": tuple(weight.shape), "weight's dtype": weight.dtype, "bias": bias.detach().clone()})
+    if not (isinstance(weight, torch.Tensor) and isinstance(bias, torch.Tensor)):
+        return {**out, "weight": weight, "bias": bias}
+    out.update({"weight's shape": tuple(weight.shape), "weight's dtype": weight.dtype,
+                "bias": bias.detach().clone()})
     if "init" in case.kwargs: out["weight"] = weight.detach().clone()
-    if weight.numel() > 1000 and "init" not in case.kwargs: out["weight's std"] = weight.detach().double().std().item()
+    if weight.numel() > 1000 and "init" not in case.kwargs:
+        out["weight's std"] = weight.detach().double().std().item()
     if tuple(weight.shape) == (n_out, n_in) and tuple(bias.shape) == (n_out,):
         with torch.no_grad():
-            bias.copy_(torch.linspace(-1, 1, n_out))   # a bias that is not zero, to see that it is added
+            bias.copy_(torch.linspace(-1, 1, n_out))   # a bias that is not zero: is it added?
             x = case.extra["x"]
             out["layer(x) - (x @ weight.T + bias)"] = call(layer, x) - (x @ weight.T + bias)
             out["input x"] = x.clone()
@@ -520,58 +670,86 @@ def _linear_layer_run(cls, case):
 def _linear_layer_expected(case):
     n_in, n_out, _ = case.args
     dtype = case.kwargs.get("dtype", torch.get_default_dtype())
-    out = {"parameter names": ["bias", "weight"], "weight's shape": (n_out, n_in), "weight's dtype": dtype,
-           "bias": torch.zeros(n_out, dtype=dtype)}
+    out = {"parameter names": ["bias", "weight"], "weight's shape": (n_out, n_in),
+           "weight's dtype": dtype, "bias": torch.zeros(n_out, dtype=dtype)}
     if "init" in case.kwargs: out["weight"] = _fixed_init(n_in, n_out, dtype=dtype).t()
     elif n_in * n_out > 1000:
         std = math.sqrt(2 / n_in)
         out["weight's std"] = Stat(std, 8 * std / math.sqrt(2 * (n_in * n_out - 1)))
-    out["layer(x) - (x @ weight.T + bias)"] = torch.zeros(case.extra["x"].shape[0], n_out, dtype=dtype)
+    zeros = torch.zeros(case.extra["x"].shape[0], n_out, dtype=dtype)
+    out["layer(x) - (x @ weight.T + bias)"] = zeros
     return out
 
 def _linear_layer_slip(std_of_fan_in=_kaiming, transpose=True, zero_bias=True, parameters=True,
                        use_init=True):
-    "A slip in `LinearLayer`: the weight's scale or layout, a random bias, or tensors not registered as parameters."
+    "A slip in `LinearLayer`: the weights' scale or layout, a random bias, plain tensors, no init."
     def make(n_in, n_out, *, dtype=None, device=None, generator=None, init=None):
         nn = torch.nn
         layer = nn.Module()
         w = torch.randn(n_in, n_out, dtype=dtype, generator=generator) * std_of_fan_in(n_in)
         if init is not None and use_init: w = init(n_in, n_out, dtype=dtype, generator=generator)
         w = w.t().contiguous() if transpose else w
-        b = torch.zeros(n_out, dtype=w.dtype) if zero_bias else torch.randn(n_out, dtype=w.dtype, generator=generator)
+        b = (torch.zeros(n_out, dtype=w.dtype) if zero_bias
+             else torch.randn(n_out, dtype=w.dtype, generator=generator))
         wrap = nn.Parameter if parameters else (lambda t: t)
         layer.weight, layer.bias = wrap(w), wrap(b)
-        layer.forward = lambda x: x @ layer.weight.t() + layer.bias if transpose else x @ layer.weight + layer.bias
+        layer.forward = lambda x: x @ (layer.weight.t() if transpose else layer.weight) + layer.bias
         return layer
     return make
 
-register("LinearLayer", "modules", _linear_layer_cases, run=_linear_layer_run, expected=_linear_layer_expected, slips=[
-    (_linear_layer_slip(transpose=False), "weight has shape (n_in, n_out): like `nn.Linear`, LinearLayer stores it transposed, (n_out, n_in), and computes `x @ weight.t() + bias`."),
-    (_linear_layer_slip(_xavier), "The weights have Xavier's scale, 1 / sqrt(n_in); the layer is meant to be followed by ReLU, so it needs Kaiming's, sqrt(2 / n_in)."),
-    (_linear_layer_slip(zero_bias=False), "The bias starts random: start it at zero, `torch.zeros(n_out)`; the random weights already break the symmetry."),
-    (_linear_layer_slip(use_init=False), "The `init` argument is ignored: draw the weights with `init(n_in, n_out, ...)`, the function the caller passed."),
-    (_linear_layer_slip(parameters=False), "weight and bias are plain tensors, so `parameters()` does not see them and an optimiser would never update them: wrap them in `nn.Parameter`."),
+register("LinearLayer", "modules", _linear_layer_cases, run=_linear_layer_run,
+         expected=_linear_layer_expected, slips=[
+    (_linear_layer_slip(transpose=False),
+        "weight has shape (n_in, n_out): like `nn.Linear`, LinearLayer stores it transposed, "
+        "(n_out, n_in), and computes `x @ weight.t() + bias`."),
+    (_linear_layer_slip(_xavier),
+        "The weights have Xavier's scale, 1 / sqrt(n_in); the layer is meant to be followed by "
+        "ReLU, so it needs Kaiming's, sqrt(2 / n_in)."),
+    (_linear_layer_slip(zero_bias=False),
+        "The bias starts random: start it at zero, `torch.zeros(n_out)`; the random weights "
+        "already break the symmetry."),
+    (_linear_layer_slip(use_init=False),
+        "The `init` argument is ignored: draw the weights with `init(n_in, n_out, ...)`, the "
+        "function the caller passed."),
+    (_linear_layer_slip(parameters=False),
+        "weight and bias are plain tensors, so `parameters()` does not see them and an optimiser "
+        "would never update them: wrap them in `nn.Parameter`."),
 ])
 
 def _cross_entropy_cases(g):
     cases = []
     for n, n_classes in ((1, 2), (1, 5), (3, 2), (4, 3), (6, 10), (2, 1)):
         for dtype in _DTYPES:
-            cases.append(Case(("logits", "targ"), (_randn(g, n, n_classes, dtype=dtype) * 3, torch.randint(0, n_classes, (n,), generator=g))))
-    large = _randn(g, 3, 4, dtype=torch.float32) * 20 + 100   # exp(100) overflows float32: the log-sum-exp trick is needed
+            logits = _randn(g, n, n_classes, dtype=dtype) * 3
+            targ = torch.randint(0, n_classes, (n,), generator=g)
+            cases.append(Case(("logits", "targ"), (logits, targ)))
+    large = _randn(g, 3, 4, dtype=torch.float32) * 20 + 100   # exp(100) overflows float32
     cases.append(Case(("logits", "targ"), (large, torch.randint(0, 4, (3,), generator=g))))
     return cases
 
 def _log_softmax_naive(x): return x - x.exp().sum(-1, keepdim=True).log()
 
 _CROSS_ENTROPY_SLIPS = [
-    (lambda x, t: -_log_softmax_naive(x)[range(len(t)), t].mean(), "exp() overflows for large scores (exp(100) is inf in float32): subtract each row's maximum first, the log-sum-exp trick."),
-    (lambda x, t: -(x.exp() / x.exp().sum(-1, keepdim=True))[range(len(t)), t].log().mean(), "exp() overflows for large scores (exp(100) is inf in float32): subtract each row's maximum first, the log-sum-exp trick."),
-    (lambda x, t: x.log_softmax(-1)[range(len(t)), t].mean(), "The minus sign is missing: the loss is the *negative* log-probability of the correct class."),
-    (lambda x, t: -x.log_softmax(-1)[range(len(t)), t].sum(), "The loss is summed over the batch: take the mean, dividing by n."),
-    (lambda x, t: -x.log_softmax(0)[range(len(t)), t].mean(), "softmax runs over the wrong dimension: each *row* (one sample's scores, dim=-1) must sum to 1."),
-    (lambda x, t: -x.log_softmax(-1)[:, t].mean(), "`logits[:, targ]` picks an (n, n) block, every row at every target: pair row i with its own class, `[range(n), targ]`."),
-    (lambda x, t: -x.softmax(-1)[range(len(t)), t].mean(), "That averages probabilities: the loss is the negative *log*-probability of the correct class."),
+    (lambda x, t: -_log_softmax_naive(x)[range(len(t)), t].mean(),
+        "exp() overflows for large scores (exp(100) is inf in float32): subtract each row's "
+        "maximum first, the log-sum-exp trick."),
+    (lambda x, t: -(x.exp() / x.exp().sum(-1, keepdim=True))[range(len(t)), t].log().mean(),
+        "exp() overflows for large scores (exp(100) is inf in float32): subtract each row's "
+        "maximum first, the log-sum-exp trick."),
+    (lambda x, t: x.log_softmax(-1)[range(len(t)), t].mean(),
+        "The minus sign is missing: the loss is the *negative* log-probability of the correct "
+        "class."),
+    (lambda x, t: -x.log_softmax(-1)[range(len(t)), t].sum(),
+        "The loss is summed over the batch: take the mean, dividing by n."),
+    (lambda x, t: -x.log_softmax(0)[range(len(t)), t].mean(),
+        "softmax runs over the wrong dimension: each *row* (one sample's scores, dim=-1) must sum "
+        "to 1."),
+    (lambda x, t: -x.log_softmax(-1)[:, t].mean(),
+        "`logits[:, targ]` picks an (n, n) block, every row at every target: pair row i with its "
+        "own class, `[range(n), targ]`."),
+    (lambda x, t: -x.softmax(-1)[range(len(t)), t].mean(),
+        "That averages probabilities: the loss is the negative *log*-probability of the correct "
+        "class."),
 ]
 
 register("cross_entropy", "training", _cross_entropy_cases, slips=_CROSS_ENTROPY_SLIPS)
@@ -582,27 +760,40 @@ def _cross_entropy_grad_slip(formula):
         inp.g = formula(inp, one_hot, inp.shape[0])
     return cross_entropy_grad
 
-register("cross_entropy_grad", "training", lambda g: [Case(("inp", "targ"), c.args) for c in _cross_entropy_cases(g)],
-          run=grads("inp"), slips=[
-    (_cross_entropy_grad_slip(lambda x, y, n: (x.exp() / x.exp().sum(-1, keepdim=True) - y) / n), "exp() overflows for large scores: compute softmax on each row minus its maximum."),
-    (_cross_entropy_grad_slip(lambda x, y, n: x.softmax(-1) - y), "The gradient is not divided by n: the loss is a mean over the batch, so each row gets (softmax - one_hot) / n."),
-    (_cross_entropy_grad_slip(lambda x, y, n: (y - x.softmax(-1)) / n), "The sign is flipped: the gradient is (softmax(inp) - one_hot(targ)) / n, positive for the wrong classes."),
-    (_cross_entropy_grad_slip(lambda x, y, n: x.softmax(-1) / n), "The one-hot targets are missing: subtract 1 at each row's correct class, (softmax - one_hot) / n."),
-    (_cross_entropy_grad_slip(lambda x, y, n: (x.softmax(0) - y) / n), "softmax runs over the wrong dimension: normalise each row (dim=-1), one sample's scores."),
+def _renamed(make, *names): return lambda g: [Case(names, c.args) for c in make(g)]
+
+register("cross_entropy_grad", "training", _renamed(_cross_entropy_cases, "inp", "targ"),
+         run=grads("inp"), slips=[
+    (_cross_entropy_grad_slip(lambda x, y, n: (x.exp() / x.exp().sum(-1, keepdim=True) - y) / n),
+        "exp() overflows for large scores: compute softmax on each row minus its maximum."),
+    (_cross_entropy_grad_slip(lambda x, y, n: x.softmax(-1) - y),
+        "The gradient is not divided by n: the loss is a mean over the batch, so each row gets "
+        "(softmax - one_hot) / n."),
+    (_cross_entropy_grad_slip(lambda x, y, n: (y - x.softmax(-1)) / n),
+        "The sign is flipped: the gradient is (softmax(inp) - one_hot(targ)) / n, positive for the "
+        "wrong classes."),
+    (_cross_entropy_grad_slip(lambda x, y, n: x.softmax(-1) / n),
+        "The one-hot targets are missing: subtract 1 at each row's correct class, (softmax - "
+        "one_hot) / n."),
+    (_cross_entropy_grad_slip(lambda x, y, n: (x.softmax(0) - y) / n),
+        "softmax runs over the wrong dimension: normalise each row (dim=-1), one sample's scores."),
 ])
 
 _CONV_SHAPES = (  # N, C_in, H, W, C_out, kH, kW, stride, padding, bias
-    (1, 1, 1, 1, 1, 1, 1, 1, 0, True), (1, 1, 3, 3, 1, 2, 2, 1, 0, False), (1, 1, 4, 5, 2, 2, 3, 1, 0, True),
-    (2, 2, 5, 4, 3, 3, 2, 1, 1, True), (1, 3, 6, 7, 2, 3, 3, 2, 1, True), (2, 1, 5, 5, 1, 3, 3, (2, 1), (0, 1), True),
+    (1, 1, 1, 1, 1, 1, 1, 1, 0, True), (1, 1, 3, 3, 1, 2, 2, 1, 0, False),
+    (1, 1, 4, 5, 2, 2, 3, 1, 0, True), (2, 2, 5, 4, 3, 3, 2, 1, 1, True),
+    (1, 3, 6, 7, 2, 3, 3, 2, 1, True), (2, 1, 5, 5, 1, 3, 3, (2, 1), (0, 1), True),
     (3, 2, 4, 4, 4, 1, 1, 1, 0, False), (2, 2, 6, 5, 3, 3, 3, 2, 0, True))
 
 def _conv_cases(g):
     cases = []
     for n, c_in, h, w, c_out, kh, kw, stride, padding, bias in _CONV_SHAPES:
         for dtype in _DTYPES:
-            x, weight = _randn(g, n, c_in, h, w, dtype=dtype), _randn(g, c_out, c_in, kh, kw, dtype=dtype)
+            x = _randn(g, n, c_in, h, w, dtype=dtype)
+            weight = _randn(g, c_out, c_in, kh, kw, dtype=dtype)
             b = _randn(g, c_out, dtype=dtype) if bias else None
-            cases.append(Case(("x", "weight", "bias", "stride", "padding"), (x, weight, b, stride, padding)))
+            cases.append(Case(("x", "weight", "bias", "stride", "padding"),
+                              (x, weight, b, stride, padding)))
     return cases
 
 def _conv_slip(change):
@@ -610,28 +801,41 @@ def _conv_slip(change):
         return torch.nn.functional.conv2d(x, *change(weight, bias), stride=stride, padding=padding)
     return conv2d_unfold
 
-def _conv_no_stride(x, weight, bias=None, stride=1, padding=0): return torch.nn.functional.conv2d(x, weight, bias, padding=padding)
-def _conv_no_padding(x, weight, bias=None, stride=1, padding=0): return torch.nn.functional.conv2d(x, weight, bias, stride=stride)
+def _conv_no_stride(x, weight, bias=None, stride=1, padding=0):
+    return torch.nn.functional.conv2d(x, weight, bias, padding=padding)
+def _conv_no_padding(x, weight, bias=None, stride=1, padding=0):
+    return torch.nn.functional.conv2d(x, weight, bias, stride=stride)
 def _conv_hw_swapped(x, weight, bias=None, stride=1, padding=0):
     out = torch.nn.functional.conv2d(x, weight, bias, stride=stride, padding=padding)
     return out.flatten(2).reshape(out.shape[0], out.shape[1], out.shape[3], out.shape[2])
 
 register("conv2d_unfold", "conv", _conv_cases, slips=[
-    (_conv_slip(lambda w, b: (w, None)), "The bias is missing: add one value per output channel, `out + bias[:, None]` on the (N, C_out, L) product."),
-    (_conv_slip(lambda w, b: (w.flip(-2, -1), b)), "The kernel is flipped: `F.conv2d` (like every deep-learning convolution) does not flip it; it is a cross-correlation."),
-    (_conv_no_stride, "The stride is ignored: pass it to the unfold, and compute H_out = (H + 2 pH - kH) // sH + 1."),
-    (_conv_no_padding, "The padding is ignored: pass it to the unfold (zeros on each side), and count it in H_out and W_out."),
-    (_conv_hw_swapped, "The output's height and width are swapped in the final reshape: it is (N, C_out, H_out, W_out)."),
+    (_conv_slip(lambda w, b: (w, None)),
+        "The bias is missing: add one value per output channel, `out + bias[:, None]` on the (N, "
+        "C_out, L) product."),
+    (_conv_slip(lambda w, b: (w.flip(-2, -1), b)),
+        "The kernel is flipped: `F.conv2d` (like every deep-learning convolution) does not flip "
+        "it; it is a cross-correlation."),
+    (_conv_no_stride,
+        "The stride is ignored: pass it to the unfold, and compute H_out = (H + 2 pH - kH) // sH + "
+        "1."),
+    (_conv_no_padding,
+        "The padding is ignored: pass it to the unfold (zeros on each side), and count it in H_out "
+        "and W_out."),
+    (_conv_hw_swapped,
+        "The output's height and width are swapped in the final reshape: it is (N, C_out, H_out, "
+        "W_out)."),
 ])
 
 def _unbroadcast_cases(g):
-    pairs = [((3,), (3,)), ((2, 3), (3,)), ((2, 3), (1, 3)), ((2, 3), (2, 1)), ((5,), (1,)), ((2, 3), (1, 1)),
-             ((4, 2, 3), (2, 1)), ((4, 2, 3), ()), ((2, 1, 3), (1, 1, 3)), ((3, 4, 2), (4, 1))]
+    pairs = [((3,), (3,)), ((2, 3), (3,)), ((2, 3), (1, 3)), ((2, 3), (2, 1)), ((5,), (1,)),
+             ((2, 3), (1, 1)), ((4, 2, 3), (2, 1)), ((4, 2, 3), ()), ((2, 1, 3), (1, 1, 3)),
+             ((3, 4, 2), (4, 1))]
     return [Case(("grad", "shape"), (_randn(g, *grad_shape, dtype=dtype), shape))
             for grad_shape, shape in pairs for dtype in _DTYPES]
 
 def _unbroadcast_reduce(reduce, stretched=True):
-    "A slip in `unbroadcast`: `reduce` (sum or mean) the added dims, and the stretched ones if asked."
+    "A slip in `unbroadcast`: `reduce` (sum or mean) the added dims, and the stretched ones too?"
     def unbroadcast(grad, shape):
         shape = tuple(shape)
         extra = grad.ndim - len(shape)
@@ -641,12 +845,16 @@ def _unbroadcast_reduce(reduce, stretched=True):
     return unbroadcast
 
 register("unbroadcast", "autograd", _unbroadcast_cases, slips=[
-    (_unbroadcast_reduce(lambda g, dims, keep: g.mean(dims, keepdim=keep)), "Every copy of a broadcast entry used it, so its gradient is the *sum* of the copies' gradients, not their mean."),
-    (_unbroadcast_reduce(lambda g, dims, keep: g.sum(dims, keepdim=keep), stretched=False), "Only the added leading dimensions are summed: a size-1 dimension that broadcasting stretched must be summed too (with `keepdim=True`), so the result has `shape`."),
+    (_unbroadcast_reduce(lambda g, dims, keep: g.mean(dims, keepdim=keep)),
+        "Every copy of a broadcast entry used it, so its gradient is the *sum* of the copies' "
+        "gradients, not their mean."),
+    (_unbroadcast_reduce(lambda g, dims, keep: g.sum(dims, keepdim=keep), stretched=False),
+        "Only the added leading dimensions are summed: a size-1 dimension that broadcasting "
+        "stretched must be summed too (with `keepdim=True`), so the result has `shape`."),
 ])
 
 def _autograd_loss_run(fn, case):
-    "Wrap the scores in the chapter's `Tensor`, compute the loss with `fn`, backpropagate: the loss and the scores' `.grad`."
+    "Wrap the scores in the chapter's `Tensor`, take `fn`'s loss, backpropagate: loss, `.grad`."
     (Tensor,) = book("autograd", "Tensor")
     logits, targ = case.fresh()
     scores = Tensor(logits, requires_grad=True)
@@ -668,11 +876,17 @@ def _autograd_ce_slip(formula):
         return formula(logits, one_hot, logits.shape[0])
     return cross_entropy
 
-register("cross_entropy", "autograd", lambda g: [Case(("logits", "targets"), c.args) for c in _cross_entropy_cases(g)],
-          run=_autograd_loss_run, key="autograd.cross_entropy", slips=[
-    (_autograd_ce_slip(lambda x, y, n: -(x.log_softmax(-1) * y).sum()), "The loss is summed over the batch: divide by n (or take the mean), and the gradient shrinks with it."),
-    (_autograd_ce_slip(lambda x, y, n: (x.log_softmax(-1) * y).sum() / n), "The minus sign is missing: the loss is the *negative* log-probability of the correct class."),
-    (_autograd_ce_slip(lambda x, y, n: -((x - x.exp().sum(-1, keepdim=True).log()) * y).sum() / n), "exp() overflows for large scores: use the Tensor's `log_softmax`, which subtracts each row's maximum first."),
+register("cross_entropy", "autograd", _renamed(_cross_entropy_cases, "logits", "targets"),
+         run=_autograd_loss_run, key="autograd.cross_entropy", slips=[
+    (_autograd_ce_slip(lambda x, y, n: -(x.log_softmax(-1) * y).sum()),
+        "The loss is summed over the batch: divide by n (or take the mean), and the gradient "
+        "shrinks with it."),
+    (_autograd_ce_slip(lambda x, y, n: (x.log_softmax(-1) * y).sum() / n),
+        "The minus sign is missing: the loss is the *negative* log-probability of the correct "
+        "class."),
+    (_autograd_ce_slip(lambda x, y, n: -((x - x.exp().sum(-1, keepdim=True).log()) * y).sum() / n),
+        "exp() overflows for large scores: use the Tensor's `log_softmax`, which subtracts each "
+        "row's maximum first."),
 ])
 
 # %% chapter 9: the engine's core, through the public make_node
@@ -721,7 +935,8 @@ def _topo_run(fn, case):
     order = call(fn, root)
     if not isinstance(order, (list, tuple)):
         raise Unusable(f"topological_order must return a list, not {type(order).__name__}")
-    grads_set = [names.get(t, "the root") for t in [root, *names] if getattr(t, "grad", None) is not None]
+    grads_set = [names.get(t, "the root") for t in [root, *names]
+                 if getattr(t, "grad", None) is not None]
     return {**_topo_outputs(list(order), names, root), "tensors given a .grad": grads_set}
 
 def _topo_expected(case):
@@ -770,10 +985,17 @@ def _topo_all(root):
 
 register("topological_order", "autograd", _topo_cases, run=_topo_run, expected=_topo_expected,
          slips=[
-    (_topo_postorder, "The order runs from the leaves up: reverse it, so that the root comes first and every tensor comes before the tensors it was made from."),
-    (_topo_preorder, "A tensor is listed as soon as it is reached, before every tensor made from it has been: add it only after visiting its parents (post-order), then reverse."),
-    (_topo_no_seen, "A tensor reached along two paths is listed twice: keep a set of visited tensors."),
-    (_topo_all, "Constants and tensors that need no gradient are listed: keep only those with `requires_grad`."),
+    (_topo_postorder,
+        "The order runs from the leaves up: reverse it, so that the root comes first and every "
+        "tensor comes before the tensors it was made from."),
+    (_topo_preorder,
+        "A tensor is listed as soon as it is reached, before every tensor made from it has been: "
+        "add it only after visiting its parents (post-order), then reverse."),
+    (_topo_no_seen,
+        "A tensor reached along two paths is listed twice: keep a set of visited tensors."),
+    (_topo_all,
+        "Constants and tensors that need no gradient are listed: keep only those with "
+        "`requires_grad`."),
 ])
 
 class _Ops:
@@ -802,10 +1024,13 @@ class _Ops:
         return [None if h is None or not hasattr(p, "shape") else unbroadcast(h, tuple(p.shape))
                 for p, h in zip(node.parents, hands)]
 
+def _twice(o, a): return o.total(o.add(a, o.mul(a, a)))   # a node used three times
+
 _RECIPES = {   # name: (leaf shapes, recipe(ops, *leaves) -> root)
     "x*x": (((3,),), lambda o, x: o.total(o.mul(x, x))),
-    "a = x*w used twice": (((3,), (3,)), lambda o, x, w: o.total(o.add(o.mul(x, w), o.mul(o.mul(x, w), o.mul(x, w))))),
-    "x (3, 1) * w (4,), broadcast": (((3, 1), (4,)), lambda o, x, w: o.total(o.mul(o.mul(x, w), x))),
+    "a = x*w used twice": (((3,), (3,)), lambda o, x, w: _twice(o, o.mul(x, w))),
+    "x (3, 1) * w (4,), broadcast": (((3, 1), (4,)),
+                                     lambda o, x, w: o.total(o.mul(o.mul(x, w), x))),
     "a non-scalar root, with grad": (((2, 3), (2, 3)), lambda o, x, w: o.add(o.mul(x, w), x)),
 }
 
@@ -816,7 +1041,8 @@ def _backward_cases(g):
             data = [_randn(g, *s, dtype=dtype) for s in shapes]
             grad = _randn(g, 2, 3, dtype=dtype) if name.startswith("a non-scalar") else None
             earlier = _randn(g, *shapes[0], dtype=dtype)   # x.grad before: backward adds to it
-            cases.append(Case(("recipe", "leaves", "grad"), (name, data, grad), extra={"earlier": earlier}))
+            cases.append(Case(("recipe", "leaves", "grad"), (name, data, grad),
+                              extra={"earlier": earlier}))
     return cases
 
 def _backward_build(case, engine):
@@ -860,14 +1086,22 @@ _backward_stub = {"name": "backward", "signature": "def backward(root, local_gra
 
 register("backward", "autograd", _backward_cases, run=_backward_run, expected=_backward_expected,
          slips=[
-    (_backward_slip(overwrite_uses=True), "A tensor used more than once keeps only its last use's gradient: sum the gradients arriving from every use before passing it on."),
-    (_backward_slip(overwrite_grad=True), "`.grad` is replaced: backward *adds* into `.grad` (`t.grad = t.grad + g` when it is already set), so that gradients accumulate across calls."),
-    (_backward_slip(seed_ones=True), "The `grad` argument is ignored: start from `grad` when it is given (d loss / d root), and from ones only for a scalar root without one."),
-    (_backward_slip(reverse=True), "The walk starts at the leaves: go root first (`topological_order(root)`), so that each tensor's gradient is complete before it is passed on."),
+    (_backward_slip(overwrite_uses=True),
+        "A tensor used more than once keeps only its last use's gradient: sum the gradients "
+        "arriving from every use before passing it on."),
+    (_backward_slip(overwrite_grad=True),
+        "`.grad` is replaced: backward *adds* into `.grad` (`t.grad = t.grad + g` when it is "
+        "already set), so that gradients accumulate across calls."),
+    (_backward_slip(seed_ones=True),
+        "The `grad` argument is ignored: start from `grad` when it is given (d loss / d root), and "
+        "from ones only for a scalar root without one."),
+    (_backward_slip(reverse=True),
+        "The walk starts at the leaves: go root first (`topological_order(root)`), so that each "
+        "tensor's gradient is complete before it is passed on."),
 ])
 
 def _op_cases(g, shapes, **kwargs):
-    "Cases for an operation: operands of `shapes` (a list of tuples), and a gradient for the result."
+    "Cases for an operation: operands of `shapes` (tuples), and a gradient for the result."
     cases = []
     for operand_shapes, result_shape, options in shapes:
         for dtype in _DTYPES:
@@ -919,42 +1153,60 @@ def _mul_slip(backward):
 def _matmul_slip(backward):
     return lambda a, b: _node(a.data @ b.data, (a, b), lambda g: backward(g, a.data, b.data), "@")
 
-_BROADCAST_PAIRS = [(((1,), (1,)), (1,), {}), (((3,), (3,)), (3,), {}), (((2, 3), (3,)), (2, 3), {}),
-                    (((3, 1), (4,)), (3, 4), {}), (((2, 1, 3), (4, 1)), (2, 4, 3), {})]
+_BROADCAST_PAIRS = [(((1,), (1,)), (1,), {}), (((3,), (3,)), (3,), {}),
+                    (((2, 3), (3,)), (2, 3), {}), (((3, 1), (4,)), (3, 4), {}),
+                    (((2, 1, 3), (4, 1)), (2, 4, 3), {})]
 _MATMUL_PAIRS = [(((1, 1), (1, 1)), (1, 1), {}), (((2, 3), (3, 4)), (2, 4), {}),
                  (((3, 3), (3, 3)), (3, 3), {}), (((4, 2), (2, 5)), (4, 5), {})]
 
 register("Tensor.__mul__", "autograd", lambda g: _op_cases(g, _BROADCAST_PAIRS), key="mul",
          run=_op_run(2, "mul"), expected=_op_expected(2, torch.mul), slips=[
-    (_mul_slip(lambda g, a, b: (g * a, g * b)), "Each operand's gradient is the upstream gradient times the *other* operand: d(a*b)/da = b, so a gets `g * b`."),
-    (_mul_slip(lambda g, a, b: (g, g)), "d(a*b)/da is b, not 1: multiply the upstream gradient by the other operand."),
-    (_mul_slip(lambda g, a, b: (b, a)), "The upstream gradient is missing: each operand gets `g` times the other operand (the chain rule)."),
+    (_mul_slip(lambda g, a, b: (g * a, g * b)),
+        "Each operand's gradient is the upstream gradient times the *other* operand: d(a*b)/da = "
+        "b, so a gets `g * b`."),
+    (_mul_slip(lambda g, a, b: (g, g)),
+        "d(a*b)/da is b, not 1: multiply the upstream gradient by the other operand."),
+    (_mul_slip(lambda g, a, b: (b, a)),
+        "The upstream gradient is missing: each operand gets `g` times the other operand (the "
+        "chain rule)."),
 ])
 
 register("Tensor.__matmul__", "autograd", lambda g: _op_cases(g, _MATMUL_PAIRS), key="matmul",
          run=_op_run(2, "matmul"), expected=_op_expected(2, torch.matmul), slips=[
-    (_matmul_slip(lambda g, a, b: (g @ b, a @ g)), "The transposes are missing: for c = a @ b, a's gradient is `g @ b.T` (n, k) and b's is `a.T @ g` (k, m)."),
-    (_matmul_slip(lambda g, a, b: (g @ b.T, g.T @ a)), "b's gradient is transposed: it must have b's shape (k, m), which `a.T @ g` has."),
-    (_matmul_slip(lambda g, a, b: (b.T @ g, a.T @ g)), "a's gradient has its factors the wrong way round: `g @ b.T`, shape (n, m) times (m, k)."),
+    (_matmul_slip(lambda g, a, b: (g @ b, a @ g)),
+        "The transposes are missing: for c = a @ b, a's gradient is `g @ b.T` (n, k) and b's is "
+        "`a.T @ g` (k, m)."),
+    (_matmul_slip(lambda g, a, b: (g @ b.T, g.T @ a)),
+        "b's gradient is transposed: it must have b's shape (k, m), which `a.T @ g` has."),
+    (_matmul_slip(lambda g, a, b: (b.T @ g, a.T @ g)),
+        "a's gradient has its factors the wrong way round: `g @ b.T`, shape (n, m) times (m, k)."),
 ])
 
 def _sum_slip(forward, backward):
     def tensor_sum(x, dim, keepdim=False):
-        return _node(forward(x.data, dim, keepdim), (x,), lambda g: (backward(g, x.data, dim, keepdim),),
-                     "sum")
+        def grad(g): return (backward(g, x.data, dim, keepdim),)
+        return _node(forward(x.data, dim, keepdim), (x,), grad, "sum")
     return tensor_sum
 
-_SUM_SHAPES = [(((1,),), (), {"dim": 0, "keepdim": False}), (((3, 4),), (3,), {"dim": 1, "keepdim": False}),
-               (((3, 3),), (3,), {"dim": 1, "keepdim": False}), (((2, 3, 4),), (1, 3, 4), {"dim": 0, "keepdim": True}),
+_SUM_SHAPES = [(((1,),), (), {"dim": 0, "keepdim": False}),
+               (((3, 4),), (3,), {"dim": 1, "keepdim": False}),
+               (((3, 3),), (3,), {"dim": 1, "keepdim": False}),
+               (((2, 3, 4),), (1, 3, 4), {"dim": 0, "keepdim": True}),
                (((4, 4),), (4, 1), {"dim": -1, "keepdim": True})]
 
 def _expand(g, x, dim, keepdim): return (g if keepdim else g.unsqueeze(dim)).expand(x.shape)
 
 register("Tensor.sum", "autograd", lambda g: _op_cases(g, _SUM_SHAPES), key="tensor_sum",
          run=_op_run(1, "tensor_sum"), expected=_op_expected(1, torch.sum), slips=[
-    (_sum_slip(torch.sum, lambda g, x, d, k: g.expand(x.shape)), "Without keepdim, the gradient lost the summed dimension: put it back (`g.unsqueeze(dim)`) before expanding, or it lines up with the wrong dimension."),
-    (_sum_slip(torch.sum, lambda g, x, d, k: _expand(g, x, d, k) / x.shape[d]), "The gradient is divided by the number of entries summed: that is the mean's backward. Each entry of a sum has slope 1."),
-    (_sum_slip(lambda x, d, k: x.mean(d, keepdim=k), lambda g, x, d, k: _expand(g, x, d, k) / x.shape[d]), "The forward pass takes the mean: sum the entries instead."),
+    (_sum_slip(torch.sum, lambda g, x, d, k: g.expand(x.shape)),
+        "Without keepdim, the gradient lost the summed dimension: put it back (`g.unsqueeze(dim)`) "
+        "before expanding, or it lines up with the wrong dimension."),
+    (_sum_slip(torch.sum, lambda g, x, d, k: _expand(g, x, d, k) / x.shape[d]),
+        "The gradient is divided by the number of entries summed: that is the mean's backward. "
+        "Each entry of a sum has slope 1."),
+    (_sum_slip(lambda x, d, k: x.mean(d, keepdim=k),
+               lambda g, x, d, k: _expand(g, x, d, k) / x.shape[d]),
+        "The forward pass takes the mean: sum the entries instead."),
 ])
 
 def _log_softmax_slip(forward, backward):
@@ -969,7 +1221,8 @@ _LOG_SOFTMAX_SHAPES = [(((1, 1),), (1, 1), {"dim": -1}), (((2, 3),), (2, 3), {"d
 def _log_softmax_cases(g):
     cases = _op_cases(g, _LOG_SOFTMAX_SHAPES)
     large = _randn(g, 2, 4, dtype=torch.float32) * 20 + 100   # exp(100) overflows in float32
-    cases.append(Case(("x", "dim"), (large, -1), extra={"grad": _randn(g, 2, 4, dtype=torch.float32)}))
+    grad = _randn(g, 2, 4, dtype=torch.float32)
+    cases.append(Case(("x", "dim"), (large, -1), extra={"grad": grad}))
     return cases
 
 def _naive_log_softmax(x, dim): return x - x.exp().sum(dim, keepdim=True).log()
@@ -977,9 +1230,15 @@ def _right_log_softmax_grad(g, out, dim): return g - out.exp() * g.sum(dim, keep
 
 register("Tensor.log_softmax", "autograd", _log_softmax_cases, key="log_softmax",
          run=_op_run(1, "log_softmax"), expected=_op_expected(1, torch.log_softmax), slips=[
-    (_log_softmax_slip(torch.log_softmax, lambda g, out, dim: g - out.exp() * g), "The backward misses the sum: every output depends on every input of its row, so it is `g - softmax * g.sum(dim, keepdim=True)`."),
-    (_log_softmax_slip(_naive_log_softmax, _right_log_softmax_grad), "exp() overflows for large scores: subtract each row's maximum before exp (the log-sum-exp trick)."),
-    (_log_softmax_slip(lambda x, dim: x.log_softmax(-1), lambda g, out, dim: _right_log_softmax_grad(g, out, -1)), "The `dim` argument is ignored: normalise along `dim`, not always the last dimension."),
+    (_log_softmax_slip(torch.log_softmax, lambda g, out, dim: g - out.exp() * g),
+        "The backward misses the sum: every output depends on every input of its row, so it is `g "
+        "- softmax * g.sum(dim, keepdim=True)`."),
+    (_log_softmax_slip(_naive_log_softmax, _right_log_softmax_grad),
+        "exp() overflows for large scores: subtract each row's maximum before exp (the log-sum-exp "
+        "trick)."),
+    (_log_softmax_slip(lambda x, dim: x.log_softmax(-1),
+                       lambda g, out, dim: _right_log_softmax_grad(g, out, -1)),
+        "The `dim` argument is ignored: normalise along `dim`, not always the last dimension."),
 ])
 
 def _sigmoid_slip(forward, backward):
@@ -996,12 +1255,15 @@ def _sigmoid_cases(g):
 
 register("sigmoid", "autograd", _sigmoid_cases, run=_op_run(1, "sigmoid"),
          expected=_op_expected(1, torch.sigmoid), slips=[
-    (_sigmoid_slip(torch.sigmoid, lambda g, s: g * s), "The backward misses a factor: the sigmoid's slope is s (1 - s), where s is its output."),
-    (_sigmoid_slip(torch.sigmoid, lambda g, s: s * (1 - s)), "The upstream gradient is missing: multiply the slope s (1 - s) by `g` (the chain rule)."),
-    (_sigmoid_slip(lambda x: 1 / (1 + x.exp()), lambda g, s: g * s * (1 - s)), "The sign in the exponent is flipped: sigmoid(x) = 1 / (1 + exp(-x)), which grows with x."),
+    (_sigmoid_slip(torch.sigmoid, lambda g, s: g * s),
+        "The backward misses a factor: the sigmoid's slope is s (1 - s), where s is its output."),
+    (_sigmoid_slip(torch.sigmoid, lambda g, s: s * (1 - s)),
+        "The upstream gradient is missing: multiply the slope s (1 - s) by `g` (the chain rule)."),
+    (_sigmoid_slip(lambda x: 1 / (1 + x.exp()), lambda g, s: g * s * (1 - s)),
+        "The sign in the exponent is flipped: sigmoid(x) = 1 / (1 + exp(-x)), which grows with x."),
 ])
 
-# %% the engine exercises' stubs: the chapter defines these inside its engine, so they come from here
+# %% the engine exercises' stubs: the chapter writes these inside its engine, so they live here
 _ENGINE_IMPORTS = "from foundations.autograd import Tensor, make_node, unbroadcast"
 
 def _stub(intro, signature, doc, solution):
@@ -1011,7 +1273,8 @@ def _stub(intro, signature, doc, solution):
 
 _ENGINE_STUBS = {
     "topological_order": _stub(
-        "### The order of the backward pass\n\nBackward visits a tensor only when every tensor made "
+        "### The order of the backward pass\n\nBackward visits a tensor only when every tensor "
+            "made "
         "from it has handed it its gradient. Write `topological_order(root)`: the root first, each "
         "tensor before the tensors it was made from (`t.parents`), each once, and only tensors "
         "with `requires_grad` (a parent may be a plain number).",

@@ -1,9 +1,10 @@
 # %% imports
-import difflib, functools, importlib, inspect, json, math, os, signal, sys, threading, traceback, types
+import difflib, functools, importlib, inspect, json, math, os, signal, sys, threading, traceback
+import types
 from pathlib import Path
 import torch
 
-# %% values: what a call raised, a statistic, and how to show a value
+# %% values: a raised error, a statistic; showing and comparing them (with assert_close)
 class _Raised:
     "What a call raised, kept as a value so that an expected error compares like any output."
     def __init__(self, error): self.error = error
@@ -32,16 +33,14 @@ def _show(x, n=6):
     text = repr(x)
     return text if len(text) <= 80 else text[:77] + "..."
 
-# %% comparing two outputs, on top of torch.testing.assert_close
 def _tolerance(expected):
-    "Absolute and relative tolerance for `expected`, from its dtype and the size of its entries."
+    "Absolute and relative tolerance for `expected`: a few hundred roundings of its dtype."
     finite = expected.detach()[torch.isfinite(expected.detach())].abs()
     scale = max(1.0, finite.max().item()) if finite.numel() else 1.0
-    if expected.dtype == torch.float64: return 1e-10 * scale, 1e-8
-    return 1e-5 * scale, 1e-4   # float32 (and lower): a few hundred roundings
+    return (1e-10 * scale, 1e-8) if expected.dtype == torch.float64 else (1e-5 * scale, 1e-4)
 
 def _tensor_difference(expected, got):
-    "None if tensor `got` matches tensor `expected`, else what differs (kind, shape, dtype, values)."
+    "None if tensor `got` matches `expected`, else what differs (kind, shape, dtype, values)."
     if not isinstance(got, torch.Tensor):
         return f"expected a tensor, received {type(got).__name__} {_show(got)}"
     if got.shape != expected.shape:
@@ -83,7 +82,8 @@ def _agree(a, b, expected=None):
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):   # float32's tolerance
         if a.shape != b.shape or a.dtype != b.dtype: return False
         if not a.is_floating_point(): return torch.equal(a, b)
-        return bool(torch.isclose(a.double(), b.double(), rtol=1e-4, atol=1e-5, equal_nan=True).all())
+        close = torch.isclose(a.double(), b.double(), rtol=1e-4, atol=1e-5, equal_nan=True)
+        return bool(close.all())
     return _difference(a, b) is None
 
 # %% the learner's code, the grader's steps, and a time limit
@@ -139,7 +139,7 @@ def _with_time_limit(thunk, seconds):
     if "error" in box: raise box["error"]
     return box["value"]
 
-# %% a case
+# %% a case, and runners
 class Case:
     "One input of a check: the arguments by name, upstream gradients to attach as `.g`, options."
     def __init__(self,
@@ -172,21 +172,27 @@ class Case:
     def __str__(self):
         parts = []
         for name, a in zip(self.names, self.args):
-            parts.append(f"{name} {_show(a)}" if isinstance(a, torch.Tensor) else f"{name}={a!r}")
+            tensors = isinstance(a, list) and a and isinstance(a[0], torch.Tensor)
+            shown = f" [{'; '.join(map(_show, a))}]" if tensors else None
+            parts.append(f"{name} {_show(a)}" if isinstance(a, torch.Tensor)
+                         else f"{name}{shown}" if shown else f"{name}={a!r}")
             if name in self.upstream: parts[-1] += f" with {name}.g {_show(self.upstream[name])}"
         return "; ".join(parts + [f"{k}={v!r}" for k, v in self.kwargs.items()])
 
     def shapes(self):
         "The case's shapes and dtypes only, for a time-limit report."
-        return ", ".join(f"{n} {_shape_str(a.shape)}" if isinstance(a, torch.Tensor) else f"{n}={a!r}"
-                         for n, a in zip(self.names, self.args))
+        def brief(a):
+            if isinstance(a, torch.Tensor): return _shape_str(a.shape)
+            if isinstance(a, list) and a and isinstance(a[0], torch.Tensor):
+                return "[" + ", ".join(_shape_str(t.shape) for t in a) + "]"
+            return f"={a!r}"
+        return ", ".join(f"{n} {brief(a)}".replace(" =", "=") for n, a in zip(self.names, self.args))
 
 def _frozen(x):
     if isinstance(x, torch.Tensor): return x.detach().clone()
     if isinstance(x, list): return torch.tensor(x, dtype=torch.float64) if x else x
     return x
 
-# %% runners
 _RAW = types.SimpleNamespace(result=None)   # the latest result as returned, before any copy
 
 def returns(fn, case):
@@ -265,13 +271,16 @@ def book(module:str, # a module of the library, e.g. "backprop"
 
 def _catalogue():
     "Every exercise, registered by the catalogue module on first use."
-    if not _EXERCISES: importlib.import_module("foundations.exercise_catalogue")
+    if not _EXERCISES:
+        for part in ("by_hand", "layers", "engine"):
+            importlib.import_module(f"foundations.exercises_{part}")
     return _EXERCISES
 
 def _lookup(name):
     "The exercise called `name`, or a ValueError that suggests the nearest names."
     exercises = _catalogue()
-    if not isinstance(name, str): raise TypeError(f"name must be a string like 'relu', not {name!r}")
+    if not isinstance(name, str): raise TypeError(
+        f"name must be a string like 'relu', not {name!r}")
     if name in exercises: return exercises[name]
     close = difflib.get_close_matches(name, exercises, n=3, cutoff=0.6)
     guess = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
@@ -342,7 +351,8 @@ class _Evidence:
 
     def alike(self, i, j):
         "Do slips i and j give the same outputs on every case (one slip, two ways to write it)?"
-        return all(self.same(self.slip(i, k), self.slip(j, k), k) for k in range(len(self.runnable)))
+        cases = range(len(self.runnable))
+        return all(self.same(self.slip(i, k), self.slip(j, k), k) for k in cases)
 
     def same(self, a, b, k): return _same(a, b, self.runnable[k][1])
 
@@ -352,7 +362,8 @@ class _Evidence:
         others = [j for j, (_, h) in enumerate(self.slips) if h != hint and not self.alike(i, j)]
         for k in reversed(range(len(self.runnable))):
             mine = self.slip(i, k)
-            if self.same(mine, self.runnable[k][1], k) or (avoid_errors and "error" in mine): continue
+            if avoid_errors and "error" in mine: continue
+            if self.same(mine, self.runnable[k][1], k): continue
             if not any(self.same(mine, self.slip(j, k), k) for j in others): return k
         return None
 
@@ -373,7 +384,6 @@ def _repeats_earlier(raw, history):
     return isinstance(raw, torch.Tensor) and any(raw is kept or (
         raw.data_ptr() != 0 and raw.data_ptr() == kept.data_ptr()) for kept in history)
 
-# %% the report
 _STUB = "your code here"
 _HINT_IN_PLACE = ("Build new tensors instead of writing into the arguments: `x.clamp_min(0)`, "
                   "not `x.clamp_min_(0)` or `x[x < 0] = 0`.")
@@ -394,13 +404,10 @@ def _lines(expected, got, problems, fn_name):
     "The report's lines for each problem of one case."
     out = []
     for label, difference in problems:
-        if label == "unusable":
-            out.append(difference)
-            out += [f"expected {k}: {_show(v)}" for k, v in expected.items()
-                    if not k.startswith("input ")]
-            continue
-        if label in ("error", "raise"):
-            if "error" in got: out.append(f"{fn_name} raised {got['error']!r}{_where(got['error'].error)}")
+        if label in ("unusable", "error", "raise"):
+            if label == "unusable": out.append(difference)
+            elif "error" in got:
+                out.append(f"{fn_name} raised {got['error']!r}{_where(got['error'].error)}")
             else: out.append(f"{fn_name} returned {_show(got.get('result'))}")
             out += [f"expected {k}: {_show(v)}" for k, v in expected.items()
                     if not k.startswith("input ")]
@@ -432,7 +439,7 @@ def _stub_message(fn_name, got):
         return f"{fn_name}: not written yet (its cell still raises NotImplementedError)"
     return f"{fn_name} calls {where}, which is not written yet: write {where} first"
 
-# %% grading
+# %% the report, and grading
 def _name_of(fn): return getattr(fn, "__name__", type(fn).__name__)
 
 _BOOK_ALLOWED = threading.local()   # set only where the book grades itself (its own tests)
@@ -442,7 +449,8 @@ def _refusal(exercise, fn):
     reference = None if getattr(_BOOK_ALLOWED, "on", False) else exercise.reference()
     wrapped = getattr(fn, "func", getattr(fn, "__wrapped__", None))
     if reference is not None and (fn is reference or wrapped is reference):
-        return (f"this is the book's {exercise.key} (foundations.{exercise.module}), not yours: run "
+        return (
+            f"this is the book's {exercise.key} (foundations.{exercise.module}), not yours: run "
                 f"the cell that defines your {exercise.name}, then check again")
     return None
 
@@ -452,7 +460,8 @@ def _untested(exercise, fn, prepared):
     reference = exercise.reference()
     names = {k for k in optional if reference is not None and _accepts(reference, k)
              and not _accepts(fn, k)}
-    names |= {k for case, _ in prepared for k in case.kwargs if k in optional and not _accepts(fn, k)}
+    names |= {k for case, _ in prepared for k in case.kwargs
+              if k in optional and not _accepts(fn, k)}
     runnable = [(c, e) for c, e in prepared
                 if all(_accepts(fn, k) for k in c.kwargs if k in optional)]
     return sorted(names), runnable
@@ -466,7 +475,8 @@ def _first_failure(exercise, fn, runnable, limit):
         _RAW.result = None
         got, used_book = _watched(exercise, fn, case, limit)
         if used_book:
-            raise AssertionError(f"{_name_of(fn)} calls the book's own {exercise.name} (foundations."
+            raise AssertionError(
+                f"{_name_of(fn)} calls the book's own {exercise.name} (foundations."
                                  f"{exercise.module}): the check grades your code, so write it "
                                  "without calling the book's version")
         if _problems(expected, got): return index, got, history
@@ -505,7 +515,8 @@ def _state_pass(exercise, fn, seed, limit, history, runnable):
         header = (f"{fn_name} passed every case, then failed a new input of shapes that passed "
                   "before:")
         hint = _HINT_STATE if _repeats_earlier(_RAW.result, history) else None
-        return _message(header, case, _lines(expected, got, _problems(expected, got), fn_name), hint)
+        lines = _lines(expected, got, _problems(expected, got), fn_name)
+        return _message(header, case, lines, hint)
     return None
 
 def _signature(case):
@@ -513,7 +524,7 @@ def _signature(case):
                  for n, a in zip(case.names, case.args) if n != "seed") + tuple(case.kwargs.items())
 
 def _grade(exercise, fn, seed, limit):
-    "('passed' | 'failed' | 'not written', message, number of cases, untested, the learner's error)."
+    "(verdict: passed, failed or not written; message; number of cases; untested; error)."
     untested, runnable = _untested(exercise, fn, _prepared(exercise.key, seed))
     index, got, history = _first_failure(exercise, fn, runnable, limit)
     if index is None:
@@ -525,7 +536,7 @@ def _grade(exercise, fn, seed, limit):
     message = _failure(exercise, fn, runnable, index, got, history, limit)
     return "failed", message, len(runnable), untested, error
 
-# %% check
+# %% check, hints on request, progress
 def check(name:str, # the book's name for the function or class, e.g. "lin_grad"
           fn, # your implementation: a function (or a class, for the layers)
           *,
@@ -558,26 +569,28 @@ def exercise_named(name:str, # an exercise's name, as `check` knows it
     "The registered exercise called `name` (its cases, slips, hints and stub), for the catalogue."
     return _lookup(name)
 
-def exercise_stub(name:str, # an exercise's name, as `check` knows it
-                 ) -> dict|None: # {"intro", "code", "solution"}, or None: the chapter's own cell
-    "The stub of an exercise that has no cell of its own in its chapter (the engine's core)."
-    return _lookup(name).stub
-
-# %% hints on request, and progress
 _hints_given = {}
+
+def _hints(exercise):
+    "Three hints: the idea (written for it), the shapes (its largest case), the book's docstring."
+    case, expected = _prepared(exercise.key, 0)[-1]
+    shown = [f"{k} {_shape_str(v.shape)}" if isinstance(v, torch.Tensor) else f"{k} {v!r}"
+             for k, v in expected.items() if not k.startswith("input ") and k != "error"]
+    reference = exercise.reference()
+    doc = exercise.stub["code"].split('"')[1] if exercise.stub else (reference.__doc__ or "")
+    return [*exercise.hints[:1], f"On {case.shapes()}, the book's version gives "
+            f"{'; '.join(shown)}.", f"The book's version: {doc.strip().splitlines()[0]}"]
 
 def hint(name:str, # the exercise, e.g. "lin_grad"
          level:int|None=None, # 1: the idea, 2: the shapes, 3: the formula; None: the next one
         ) -> None:
     "Print a hint for exercise `name`: each call without `level` gives the next, more direct one."
-    hints = _lookup(name).hints
-    if not hints: print(f"{name}: no hints written for this exercise yet"); return
+    hints = _hints(_lookup(name))
     if level is None: level = min(_hints_given.get(name, 0) + 1, len(hints))
     if not 1 <= level <= len(hints):
         raise ValueError(f"level must be between 1 and {len(hints)}, not {level}")
     _hints_given[name] = max(level, _hints_given.get(name, 0))
-    kinds = ("the idea", "the shapes", "the formula")
-    print(f"{name}, hint {level} of {len(hints)} ({kinds[level - 1]}): {hints[level - 1]}")
+    print(f"{name}, hint {level} of {len(hints)}: {hints[level - 1]}")
 
 def progress_path() -> Path: # where `check` records what passed
     "The file of passed exercises: $FOUNDATIONS_PROGRESS, else ~/.cache/nn-foundations/."
@@ -601,9 +614,9 @@ def progress() -> dict: # {exercise: True if its latest check passed here}
     "Print which exercises passed their latest check in this environment, and which remain."
     done, names = _load(), list(_catalogue())
     passed = [n for n in names if done.get(n)]
-    print(f"{len(passed)} of {len(names)} exercises passed in this environment "
-          f"(recorded in {progress_path()})" + (": all of them." if len(passed) == len(names) else "."))
-    if passed: print("passed: " + ", ".join(passed))
     remaining = [n for n in names if not done.get(n)]
+    print(f"{len(passed)} of {len(names)} exercises passed in this environment "
+          f"(recorded in {progress_path()})" + (": all of them." if not remaining else "."))
+    if passed: print("passed: " + ", ".join(passed))
     if remaining: print("still to do: " + ", ".join(remaining))
     return {n: bool(done.get(n)) for n in names}

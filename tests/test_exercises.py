@@ -562,3 +562,78 @@ def only_doc(x):
     assert f"    def forward(self, inp): {stub}\n" in layer and "self.w, self.b = w, b" not in layer
     assert make_exercises.make_stub(code, "only_doc").endswith(f'    "Nothing else."\n    {stub}')
     compile(make_exercises.make_stub(make_exercises.make_stub(code, "Layer"), "only_doc"), "stub", "exec")
+
+
+# ---- for the learner: hints, progress, "did you mean", Run all, the time limit ----
+
+def test_hints_are_graduated_for_every_exercise(capsys):
+    for name in exercise_modules():
+        for level in (1, 2, 3): hint(name)
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split(":")[0] for line in lines] == [f"{name}, hint {k} of 3" for k in (1, 2, 3)]
+        assert "the book's version gives" in lines[1] and "The book's version:" in lines[2]
+
+
+def test_progress_is_honest(capsys):
+    with grading_the_book(): check("relu", grader._lookup("relu").reference())
+    with pytest.raises(AssertionError): check("lin", lin_no_bias)
+    done = progress()
+    out = capsys.readouterr().out
+    assert done["relu"] and not done["lin"] and "all of them" not in out
+    assert f"1 of {len(exercise_modules())} exercises passed in this environment" in out
+
+
+def test_a_stub_is_reported_and_run_all_goes_on(capsys):
+    def relu(x): raise NotImplementedError("your code here")
+    check("relu", relu)   # no exception: "Run all" goes on to the next exercise
+    assert "relu: not written yet" in capsys.readouterr().out
+
+
+def test_misspelt_names_get_a_suggestion():
+    with pytest.raises(ValueError, match="did you mean 'lin_grad'"): check("lin_grd", lin_no_bias)
+    with pytest.raises(ValueError, match="did you mean 'kaiming_init'"): hint("kaiming")
+
+
+def test_time_limit_works_outside_the_main_thread():
+    import threading
+    def relu(x):
+        while True: pass
+    box = {}
+    def run():
+        try: check("relu", relu, time_limit=0.5)
+        except AssertionError as error: box["message"] = str(error)
+    worker = threading.Thread(target=run); worker.start(); worker.join(30)
+    assert "took longer than 0.5 s on inputs of shape x (1,)" in box["message"]
+
+
+def test_thin_wrappers_of_the_book_are_refused():
+    from foundations.backprop import relu_grad as books_relu_grad
+    def relu_grad(inp, out): books_relu_grad(inp, out)
+    assert "calls the book's own relu_grad" in failure("relu_grad", relu_grad)
+    assert "this is the book's" in failure("relu_grad", functools.partial(books_relu_grad))
+
+
+def test_optional_arguments_may_be_left_out(capsys):
+    check("kaiming_init", kaiming_plain)
+    out = capsys.readouterr().out
+    assert "not tested: device=, dtype=, generator=" in out and "torch.manual_seed" in out
+
+
+def test_no_exercise_notebook_imports_an_answer():
+    answers = {key.rsplit(".", 1)[-1] for key in exercise_modules()}
+    for name, nb in generated_notebooks().items():
+        for cell in nb["cells"]:
+            source = "".join(cell["source"])
+            if cell["cell_type"] != "code": continue
+            for m in re.finditer(r"^from \S+ import (.+)$", source, re.M):
+                imported = {n.strip().split(" as ")[0] for n in m[1].split(",")}
+                assert not imported & answers, (name, imported & answers)
+
+
+def test_solutions_are_folded_after_each_check():
+    for name, nb in generated_notebooks().items():
+        cells = nb["cells"]
+        for i, cell in enumerate(cells):
+            if re.search(r"^check\(", "".join(cell["source"]), re.M):
+                after = "".join(cells[i + 1]["source"])
+                assert cells[i + 1]["cell_type"] == "markdown" and after.startswith("<details>")

@@ -203,7 +203,8 @@ def exercise_notebook(chapter, names, module, solutions=False):
     if solutions:
         out.append(("code", f"import foundations.{module} as _chapter\n"
                             "globals().update({k: v for k, v in vars(_chapter).items() if not k.startswith('__')})"))
-    from foundations.exercises import exercise_stub
+    from foundations.exercises import exercise_named
+    def exercise_stub(key): return exercise_named(key).stub
     custom = [key for key in names if exercise_stub(key)]
     names = [key for key in names if key not in custom]
     found = [(find_definition(cells, key.rsplit(".", 1)[-1]), key) for key in names]   # a key is a name or "module.name"
