@@ -10,23 +10,17 @@ __all__ = ['Stat', 'Unusable', 'call', 'Case', 'returns', 'grads', 'register', '
 
 # %% ../nbs/10_exercises.ipynb #2548cad4
 import difflib, functools, importlib, inspect, json, math, os, signal, sys, threading, traceback
-import types
 from pathlib import Path
 import torch
 
-# %% ../nbs/10_exercises.ipynb #d918e8f4
 class _Raised:
     "What a call raised, kept as a value so that an expected error compares like any output."
     def __init__(self, error): self.error = error
     def __repr__(self): return f"{type(self.error).__name__}: {self.error}"
 
 class Stat:
-    "A statistic of random draws (a std, a mean) and the margin within which it must fall."
-    def __init__(self,
-                 value:float, # the statistic's exact value
-                 margin:float, # how far a correct draw may land from it
-                ):
-        self.value, self.margin = value, margin
+    "`Stat(value, margin)`: a statistic of random draws (a std, a mean) and how far it may fall."
+    def __init__(self, value:float, margin:float): self.value, self.margin = value, margin
     def __repr__(self): return f"{self.value:.4g} ± {self.margin:.2g}"
 
 def _shape_str(shape): return f"({shape[0]},)" if len(shape) == 1 else str(tuple(shape))
@@ -40,8 +34,7 @@ def _show(x, n=6):
         shown = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values)
         dtype = str(x.dtype).removeprefix("torch.")
         return f"shape {_shape_str(x.shape)} {dtype} [{shown}{more}]"
-    text = repr(x)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return repr(x) if len(repr(x)) <= 80 else repr(x)[:77] + "..."
 
 def _tolerance(expected):
     "Absolute and relative tolerance for `expected`: a few hundred roundings of its dtype."
@@ -96,7 +89,7 @@ def _agree(a, b, expected=None):
         return bool(close.all())
     return _difference(a, b) is None
 
-# %% ../nbs/10_exercises.ipynb #d165617b
+# %% ../nbs/10_exercises.ipynb #d918e8f4
 class Unusable(Exception):
     "Raised by a runner when the learner's result lacks what the grader needs from it."
 
@@ -149,7 +142,6 @@ def _with_time_limit(thunk, seconds):
     if "error" in box: raise box["error"]
     return box["value"]
 
-# %% ../nbs/10_exercises.ipynb #ae54c9b5
 class Case:
     "One input of a check: the arguments by name, upstream gradients to attach as `.g`, options."
     def __init__(self,
@@ -180,30 +172,29 @@ class Case:
     def size(self): return sum(a.numel() if isinstance(a, torch.Tensor) else 1 for a in self.args)
 
     def __str__(self):
-        parts = []
-        for name, a in zip(self.names, self.args):
-            tensors = isinstance(a, list) and a and isinstance(a[0], torch.Tensor)
-            shown = f" [{'; '.join(map(_show, a))}]" if tensors else None
-            parts.append(f"{name} {_show(a)}" if isinstance(a, torch.Tensor)
-                         else f"{name}{shown}" if shown else f"{name}={a!r}")
-            if name in self.upstream: parts[-1] += f" with {name}.g {_show(self.upstream[name])}"
+        parts = [_describe(n, a, True) + (f" with {n}.g {_show(self.upstream[n])}"
+                                          if n in self.upstream else "")
+                 for n, a in zip(self.names, self.args)]
         return "; ".join(parts + [f"{k}={v!r}" for k, v in self.kwargs.items()])
 
     def shapes(self):
-        "The case's shapes and dtypes only, for a time-limit report."
-        def brief(a):
-            if isinstance(a, torch.Tensor): return _shape_str(a.shape)
-            if isinstance(a, list) and a and isinstance(a[0], torch.Tensor):
-                return "[" + ", ".join(_shape_str(t.shape) for t in a) + "]"
-            return f"={a!r}"
-        return ", ".join(f"{n} {brief(a)}".replace(" =", "=") for n, a in zip(self.names, self.args))
+        "The case's shapes and dtypes only (for a time-limit report, and to find its twins)."
+        return ", ".join(_describe(n, a, False) for n, a in zip(self.names, self.args)
+                         if n != "seed")
+
+def _describe(name, a, values):
+    "An argument as a report shows it: with a few `values`, or only its shape and dtype."
+    if isinstance(a, list) and a and isinstance(a[0], torch.Tensor):
+        return f"{name} [" + "; ".join(_describe("", t, values).strip() for t in a) + "]"
+    if not isinstance(a, torch.Tensor): return f"{name}={a!r}"
+    return f"{name} {_show(a)}" if values else f"{name} {_shape_str(a.shape)} {a.dtype}"
 
 def _frozen(x):
     if isinstance(x, torch.Tensor): return x.detach().clone()
     if isinstance(x, list): return torch.tensor(x, dtype=torch.float64) if x else x
     return x
 
-_RAW = types.SimpleNamespace(result=None)   # the latest result as returned, before any copy
+class _RAW: result = None   # the latest result as returned, before any copy
 
 def returns(fn, case):
     "Runner of a plain function: its result, and its inputs afterwards."
@@ -221,7 +212,7 @@ def grads(*names):
         return {**found, **case.unchanged(args)}
     return run
 
-# %% ../nbs/10_exercises.ipynb #e752df13
+# %% ../nbs/10_exercises.ipynb #d165617b
 _EXERCISES = {}
 
 def _book_code(obj):
@@ -304,7 +295,6 @@ def _prepared(key, seed):
     cases = sorted(exercise.cases(torch.Generator().manual_seed(seed)), key=lambda c: c.size())
     return tuple((case, exercise.expect(case)) for case in cases)
 
-# %% ../nbs/10_exercises.ipynb #3b37ba96
 def _watched(exercise, fn, case, limit):
     "`fn`'s outputs on `case`, and whether it called the book's own version (a profiler hook)."
     reference = None if getattr(_BOOK_ALLOWED, "on", False) else exercise.reference()
@@ -339,7 +329,7 @@ def _same(a, b, expected=None):
     expected = expected or {}
     return a.keys() == b.keys() and all(_agree(a[k], b[k], expected.get(k)) for k in a)
 
-# %% ../nbs/10_exercises.ipynb #26df3e3e
+# %% ../nbs/10_exercises.ipynb #ae54c9b5
 class _Evidence:
     "The cases of a failed check, with the learner's and the slips' outputs, computed when asked."
     def __init__(self, exercise, fn, runnable, limit, budget=3):
@@ -449,7 +439,7 @@ def _stub_message(fn_name, got):
         return f"{fn_name}: not written yet (its cell still raises NotImplementedError)"
     return f"{fn_name} calls {where}, which is not written yet: write {where} first"
 
-# %% ../nbs/10_exercises.ipynb #eaf5fe3b
+# %% ../nbs/10_exercises.ipynb #e752df13
 def _name_of(fn): return getattr(fn, "__name__", type(fn).__name__)
 
 _BOOK_ALLOWED = threading.local()   # set only where the book grades itself (its own tests)
@@ -514,9 +504,9 @@ def _failure(exercise, fn, runnable, index, got, history, limit):
 
 def _state_pass(exercise, fn, seed, limit, history, runnable):
     "Rerun fresh values on shapes that passed: a result kept between calls shows here."
-    passed = {_signature(c) for c, _ in runnable}
+    passed = {(c.shapes(), repr(c.kwargs)) for c, _ in runnable}
     twins = [(c, e) for c, e in _untested(exercise, fn, _prepared(exercise.key, seed + 7919))[1]
-             if _signature(c) in passed][-3:]
+             if (c.shapes(), repr(c.kwargs)) in passed][-3:]
     for case, expected in twins:
         _RAW.result = None
         got = _watched(exercise, fn, case, limit)[0]
@@ -528,10 +518,6 @@ def _state_pass(exercise, fn, seed, limit, history, runnable):
         lines = _lines(expected, got, _problems(expected, got), fn_name)
         return _message(header, case, lines, hint)
     return None
-
-def _signature(case):
-    return tuple((n, tuple(a.shape), a.dtype) if isinstance(a, torch.Tensor) else (n, repr(a))
-                 for n, a in zip(case.names, case.args) if n != "seed") + tuple(case.kwargs.items())
 
 def _grade(exercise, fn, seed, limit):
     "(verdict: passed, failed or not written; message; number of cases; untested; error)."
@@ -546,7 +532,6 @@ def _grade(exercise, fn, seed, limit):
     message = _failure(exercise, fn, runnable, index, got, history, limit)
     return "failed", message, len(runnable), untested, error
 
-# %% ../nbs/10_exercises.ipynb #409a68f2
 def check(name:str, # the book's name for the function or class, e.g. "lin_grad"
           fn, # your implementation: a function (or a class, for the layers)
           *,
@@ -574,9 +559,8 @@ def exercise_modules() -> dict: # {"lin_grad": "backprop", ...}, in the book's o
     "The names `check` can grade, each with the library module that holds the book's version."
     return {key: exercise.module for key, exercise in _catalogue().items()}
 
-def exercise_named(name:str, # an exercise's name, as `check` knows it
-                  ):
-    "The registered exercise called `name` (its cases, slips, hints and stub), for the catalogue."
+def exercise_named(name:str): # an exercise's name, as `check` knows it, e.g. "relu"
+    "The registered exercise called `name`: its cases, slips, hints and stub, for the catalogue."
     return _lookup(name)
 
 _hints_given = {}
