@@ -237,8 +237,8 @@ register("lin", "init", _lin_cases, slips=_LIN_SLIPS)
 def _relu_cases(g):
     cases = [Case(("x",), (_with_zeros(g, _randn(g, *shape, dtype=dtype)),))
              for shape in ((1,), (5,), (3, 4), (2, 3, 2), (1, 1, 7)) for dtype in _DTYPES]
-    extremes = torch.tensor([-1e30, -1e-30, 0.0, -0.0, 1e-30, 1e30])   # tiny, huge, signed zeros
-    cases.append(Case(("x",), (extremes,)))
+    for extremes in ([-1e30, 1e30, 0.0], [-1e-30, -0.0, 1e-30, 1e-4, -1e-4]):   # huge; tiny
+        cases.append(Case(("x",), (torch.tensor(extremes),)))
     return cases
 
 _RELU_SLIPS = [

@@ -620,8 +620,10 @@ def test_optional_arguments_may_be_left_out(capsys):
 
 
 def test_no_exercise_notebook_imports_an_answer():
-    answers = {key.rsplit(".", 1)[-1] for key in exercise_modules()}
+    "A name the notebook asks for is never imported: a skipped cell must not grade the book's."
     for name, nb in generated_notebooks().items():
+        answers = {re.search(r'check\("([^"]+)"', "".join(c["source"]))[1].rsplit(".", 1)[-1]
+                   for c in nb["cells"] if re.search(r"^check\(", "".join(c["source"]), re.M)}
         for cell in nb["cells"]:
             source = "".join(cell["source"])
             if cell["cell_type"] != "code": continue

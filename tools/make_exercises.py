@@ -174,8 +174,7 @@ def exercise_notebook(chapter, names, module, solutions=False):
     cells = cells_of(chapter)
     title = _source(cells[0]).splitlines()[0].removeprefix("# ").strip()
     setup = next(_source(c) for c in cells[:4] if c["cell_type"] == "code" and "google.colab" in _source(c))
-    from foundations.exercises import exercise_modules
-    exercised = {key.rsplit(".", 1)[-1] for key in exercise_modules()}   # never import an answer
+    exercised = {key.rsplit(".", 1)[-1] for key in names}   # never import what this one asks for
     public = [n for n in getattr(importlib.import_module(f"foundations.{module}"), "__all__", []) if n not in exercised]
     github = re.match(r"https://github.com/(.+)$", _repository())[1]
     out = [("markdown", f"# Exercises: {title}\n\n> Write the functions of the chapter *{title}* yourself; "
