@@ -351,3 +351,47 @@ MORE = [
     ("sigmoid", sigmoid_sign, "sign in the exponent is flipped"),
     ("sigmoid", sigmoid_composed, None),
 ]
+
+# ---- one more for each class exercise and the matrix products ----
+
+def matmul_broadcast_wrong_dim(a, b):   # raises on non-square b, wrong on square: plain report
+    c = torch.zeros(a.shape[0], b.shape[1], dtype=a.dtype)
+    for i in range(a.shape[0]): c[i] = (a[i, :, None] * b).sum(1)
+    return c
+
+def einsum_b_swapped(a, b): return torch.einsum("ik,jk->ij", a, b)
+
+def make_lin_no_bias_grad():
+    from foundations.modules import LayerFunction
+    class Lin(LayerFunction):
+        def __init__(self, w, b): super().__init__(); self.w, self.b = w, b
+        def forward(self, inp): return inp @ self.w + self.b
+        def bwd(self, out, inp): inp.g, self.w.g = out.g @ self.w.T, inp.T @ out.g
+    return Lin
+
+def make_relu_leaky():
+    from foundations.modules import LayerFunction
+    class Relu(LayerFunction):
+        def forward(self, inp): return torch.where(inp > 0, inp, 0.01 * inp)
+        def bwd(self, out, inp): inp.g = out.g * (inp > 0)
+    return Relu
+
+def make_mse_sum():
+    from foundations.modules import LayerFunction
+    from foundations.backprop import mse_grad
+    class Mse(LayerFunction):
+        def forward(self, inp, targ): return ((inp.squeeze(-1) - targ) ** 2).sum()
+        def bwd(self, out, inp, targ): mse_grad(inp, targ)
+    return Mse
+
+def cross_entropy_grad_softmax_dim0(inp, targ):
+    inp.g = (inp.softmax(0) - F.one_hot(targ, inp.shape[1]).to(inp.dtype)) / inp.shape[0]
+
+MORE += [
+    ("matmul_broadcast", matmul_broadcast_wrong_dim, None),
+    ("matmul_einsum", einsum_b_swapped, "The subscripts of b are swapped"),
+    ("Lin", make_lin_no_bias_grad(), "b.g was never set"),
+    ("Relu", make_relu_leaky(), "leaky"),
+    ("Mse", make_mse_sum(), "divides by n"),
+    ("cross_entropy_grad", cross_entropy_grad_softmax_dim0, "softmax runs over the wrong dimension"),
+]

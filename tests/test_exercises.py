@@ -449,12 +449,14 @@ def test_catalogue_is_large():
     assert len({fn for _, fn, _ in CATALOGUE}) == len(CATALOGUE)
 
 
-@pytest.mark.parametrize("name,fn,hint", CATALOGUE, ids=[f"{n}-{getattr(f, '__name__', 'class')}" for n, f, _ in CATALOGUE])
+@pytest.mark.parametrize("name,fn,hint", CATALOGUE, ids=[
+    f"{n}-{getattr(f, '__name__', 'class')}" for n, f, _ in CATALOGUE])
 def test_wrong_answer_fails_with_its_hint_on_every_seed(name, fn, hint):
     endless = hint == "A loop that never ends?"   # 1 s of waiting per seed is enough
     for seed in SEEDS[:2] if endless else SEEDS:
         message = failure(name, fn, seed, time_limit=1 if endless else 10)
-        assert re.search("the smallest that fails|took longer|passed every case, then failed|calls the "
+        assert re.search(
+            "the smallest that fails|took longer|passed every case, then failed|calls the "
                          "book's own", message), message
         if hint is None:   # the plain report: what was expected and what came back, no hint
             assert "Hint:" not in message and "expected" in message, message
