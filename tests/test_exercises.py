@@ -164,7 +164,7 @@ RIGHT = [("kaiming_init", kaiming_plain), ("xavier_init", xavier_dtype_only), ("
 
 @pytest.mark.parametrize("name", list(exercise_modules()))
 def test_reference_passes(name):
-    exercise = grader._lookup(name)
+    exercise = grader.exercise_named(name)
     reference = exercise.reference() if exercise.stub is None else exercise.stub["check"]()
     if reference is None: pytest.skip("no book version")
     with grading_the_book(): line = passes(name, reference)
@@ -173,7 +173,7 @@ def test_reference_passes(name):
 
 @pytest.mark.parametrize("name", ["relu", "lin_grad", "LinearLayer", "mul"])
 def test_the_books_own_object_is_refused(name):
-    message = failure(name, grader._lookup(name).reference())
+    message = failure(name, grader.exercise_named(name).reference())
     assert "this is the book's" in message and "not yours" in message
 
 
@@ -577,7 +577,7 @@ def test_hints_are_graduated_for_every_exercise(capsys):
 
 
 def test_progress_is_honest(capsys):
-    with grading_the_book(): check("relu", grader._lookup("relu").reference())
+    with grading_the_book(): check("relu", grader.exercise_named("relu").reference())
     with pytest.raises(AssertionError): check("lin", lin_no_bias)
     done = progress()
     out = capsys.readouterr().out
