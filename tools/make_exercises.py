@@ -88,6 +88,15 @@ def _rebase_links(markdown):
     return re.sub(rf'\b(src|href)="{relative}', r'\1="../', markdown)
 
 
+def _without_pointers(markdown):
+    """The chapter's prose without what points at its own code (the `return` below, a folded helper,
+    the test below): an exercise notebook has the stub there instead."""
+    markdown = re.sub(r",(?: which| and what)[^,.;]*\bbelow\b[^,.;]*", "", markdown)   # a clause
+    sentences = re.split(r"(?<=[.!?])(\s+)", markdown)
+    stale = re.compile(r"\bbelow\b|the line before it|folded helper", re.I)
+    return "".join(s for s in sentences if not stale.search(s)).strip()
+
+
 def _lead_in(cells, index):
     """The markdown cells just before the exercise's cell, back to its section's heading, as [(kind, source)].
 
@@ -98,7 +107,8 @@ def _lead_in(cells, index):
         if cells[j]["cell_type"] == "markdown":
             text = _source(cells[j])
             heading = re.search(r"^#{1,6} ", text, flags=re.M)
-            lead.insert(0, ("markdown", _rebase_links(text[heading.start():] if heading else text)))
+            text = _without_pointers(text[heading.start():] if heading else text)
+            lead.insert(0, ("markdown", _rebase_links(text)))
             if heading: break
         j -= 1
     return lead
