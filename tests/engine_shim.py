@@ -1,4 +1,4 @@
-"""Chapter 9's public engine API (contract: Tensor.parents, Tensor.op, make_node, topological_order).
+"""Chapter 9's public engine API (the contract: Tensor.parents, .op, make_node, topological_order).
 
 Until the issue-25 work lands, the names are added from the engine's private ones so that the engine
 exercises can be tested; once `foundations.autograd` has them, this does nothing."""

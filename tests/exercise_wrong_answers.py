@@ -160,7 +160,8 @@ def lin_bias_column(x, w, b): return x @ w + b[:, None]
 def unbroadcast_leading_only(grad, shape):
     while grad.ndim > len(shape): grad = grad.sum(0)
     return grad
-def cross_entropy_no_minus(logits, targ): return logits.log_softmax(-1)[range(len(targ)), targ].mean()
+def cross_entropy_no_minus(logits, targ):
+    return logits.log_softmax(-1)[range(len(targ)), targ].mean()
 def cross_entropy_grad_sign(inp, targ):
     inp.g = (F.one_hot(targ, inp.shape[1]).to(inp.dtype) - inp.softmax(-1)) / inp.shape[0]
 def conv_no_stride(x, weight, bias=None, stride=1, padding=0):
@@ -226,17 +227,21 @@ def _walk(root, local_grads, grad, sum_uses=True, add_into=True, seed=None, orde
             if pg is None or not getattr(p, "requires_grad", False): continue
             grads[p] = grads[p] + pg if p in grads and sum_uses else pg
 
-def backward_last_use_wins(root, local_grads, grad=None): _walk(root, local_grads, grad, sum_uses=False)
-def backward_replaces_grad(root, local_grads, grad=None): _walk(root, local_grads, grad, add_into=False)
+def backward_last_use_wins(root, local_grads, grad=None):
+    _walk(root, local_grads, grad, sum_uses=False)
+def backward_replaces_grad(root, local_grads, grad=None):
+    _walk(root, local_grads, grad, add_into=False)
 def backward_ignores_grad(root, local_grads, grad=None):
     _walk(root, local_grads, grad, seed=lambda r: torch.ones_like(r.data))
 def backward_leaves_first(root, local_grads, grad=None):
     from foundations.autograd import topological_order
     _walk(root, local_grads, grad, order=lambda r: topological_order(r)[::-1])
 
-def mul_swapped(a, b): return make_node(a.data * b.data, (a, b), lambda g: (g * a.data, g * b.data), "*")
+def mul_swapped(a, b):
+    return make_node(a.data * b.data, (a, b), lambda g: (g * a.data, g * b.data), "*")
 def mul_ones(a, b): return make_node(a.data * b.data, (a, b), lambda g: (g, g), "*")
-def mul_no_upstream(a, b): return make_node(a.data * b.data, (a, b), lambda g: (b.data, a.data), "*")
+def mul_no_upstream(a, b):
+    return make_node(a.data * b.data, (a, b), lambda g: (b.data, a.data), "*")
 def mul_book_operator(a, b): return a * b
 def mul_torch_result(a, b): return a.data * b.data
 
@@ -264,7 +269,8 @@ def log_softmax_diagonal(x, dim=-1):   # the same slip as "no sum", written diff
     return make_node(out, (x,), lambda g: (g * (1 - out.exp()),), "log_softmax")
 def log_softmax_naive(x, dim=-1):
     out = x.data - x.data.exp().sum(dim, keepdim=True).log()
-    return make_node(out, (x,), lambda g: (g - out.exp() * g.sum(dim, keepdim=True),), "log_softmax")
+    def backward(g): return (g - out.exp() * g.sum(dim, keepdim=True),)
+    return make_node(out, (x,), backward, "log_softmax")
 def log_softmax_last_dim(x, dim=-1):
     out = x.data.log_softmax(-1)
     return make_node(out, (x,), lambda g: (g - out.exp() * g.sum(-1, keepdim=True),), "log_softmax")
@@ -393,5 +399,5 @@ MORE += [
     ("Lin", make_lin_no_bias_grad(), "b.g was never set"),
     ("Relu", make_relu_leaky(), "leaky"),
     ("Mse", make_mse_sum(), "divides by n"),
-    ("cross_entropy_grad", cross_entropy_grad_softmax_dim0, "softmax runs over the wrong dimension"),
+    ("cross_entropy_grad", cross_entropy_grad_softmax_dim0, "runs over the wrong dimension"),
 ]

@@ -1,9 +1,11 @@
-"""The exercise checker grades right answers as right and wrong ones as wrong, with the hint each deserves,
-and the exercise notebooks are current and pass with the book's own code in place of the stubs.
+"""The exercise checker grades right answers as right and wrong ones as wrong, with the hint each
+deserves (or the plain report and no hint), and the exercise notebooks are current and pass with the
+book's own code in place of the stubs.
 
-The catalogue below holds wrong implementations written the way a learner might write them (loops,
-indexing, in-place tricks), independently of the slips inside `foundations.exercises`. Each must fail
-with its hint on every one of 20 seeds, so that no check depends on a lucky draw.
+The catalogue below, and `exercise_wrong_answers.py`, hold wrong implementations written the way a
+learner might write them (loops, indexing, in-place tricks), independently of the slips inside the
+catalogue modules. Each must fail with its hint on every one of 10 seeds, so that no check depends
+on a lucky draw.
 """
 import contextlib, functools, io, json, math, re, sys
 
@@ -25,7 +27,7 @@ SEEDS = range(10)   # 10 seeds per wrong answer; 50 were tried by hand, and no h
 
 @functools.cache
 def solution_notebooks():
-    "The exercise notebooks with the chapters' own code in place of the stubs: {file name: notebook}."
+    "The exercise notebooks with the chapters' own code in place of the stubs: {name: notebook}."
     return make_exercises.exercise_notebooks(solutions=True)
 
 
@@ -72,7 +74,8 @@ def matmul_addmm(a, b): return torch.addmm(a.new_zeros(a.shape[0], b.shape[1]), 
 def lin_addmm(x, w, b): return torch.addmm(b, x, w)
 def relu_where(x): return torch.where(x > 0, x, torch.zeros_like(x))
 def relu_mask(x): return x * (x > 0)
-def mse_flat(output, targ): return ((output.reshape(-1) - targ.reshape(-1)) ** 2).sum() / targ.numel()
+def mse_flat(output, targ):
+    return ((output.reshape(-1) - targ.reshape(-1)) ** 2).sum() / targ.numel()
 
 def lin_grad_assigning(inp, out, w, b):
     inp.g = out.g @ w.T
@@ -87,7 +90,8 @@ def mse_grad_adding(inp, targ):
     add_grad(inp, (2 * diff / diff.numel()).reshape(inp.shape))
 
 def xavier_normal_(n_in, n_out, *, dtype=None, device=None, generator=None):
-    return torch.empty(n_out, n_in, dtype=dtype, device=device).normal_(0, n_in ** -0.5, generator=generator).T
+    w = torch.empty(n_out, n_in, dtype=dtype, device=device)
+    return w.normal_(0, n_in ** -0.5, generator=generator).T
 
 def broadcast_shapes_padded(*shapes):
     shapes = [(s,) if isinstance(s, int) else s for s in shapes]
@@ -107,14 +111,15 @@ def conv_with_torch(x, weight, bias=None, stride=1, padding=0):
     return torch.nn.functional.conv2d(x, weight, bias, stride=stride, padding=padding)
 
 def unbroadcast_loop(grad, shape):
-    "Right, and written differently: sum the leading dimensions away one by one, then the stretched ones."
+    "Right, written differently: sum the leading dimensions away one by one, then the stretched."
     while grad.ndim > len(shape): grad = grad.sum(0)
     for dim, size in enumerate(shape):
         if size == 1 and grad.shape[dim] != 1: grad = grad.sum(dim, keepdim=True)
     return grad
 
 def kaiming_plain(n_in, n_out): return torch.randn(n_in, n_out) * math.sqrt(2 / n_in)
-def xavier_dtype_only(n_in, n_out, dtype=None): return torch.randn(n_in, n_out, dtype=dtype) / math.sqrt(n_in)
+def xavier_dtype_only(n_in, n_out, dtype=None):
+    return torch.randn(n_in, n_out, dtype=dtype) / math.sqrt(n_in)
 def neuron_zip(inputs, weights, bias): return sum(w * x for w, x in zip(weights, inputs)) + bias
 def relu_half(x): return (x + x.abs()) / 2 + 0.0 * x
 def mse_mean_of_squares(output, targ): return (output.flatten() - targ.flatten()).square().mean()
@@ -150,13 +155,16 @@ def sigmoid_via_tanh(x):
     s = (torch.tanh(x.data / 2) + 1) / 2
     return make_node(s, (x,), lambda g: (g * s * (1 - s),), "sigmoid")
 
-RIGHT = [("kaiming_init", kaiming_plain), ("xavier_init", xavier_dtype_only), ("neuron", neuron_zip),
+RIGHT = [("kaiming_init", kaiming_plain), ("xavier_init", xavier_dtype_only),
+         ("neuron", neuron_zip),
          ("relu", relu_half), ("mse", mse_mean_of_squares), ("normalize", normalize_sub_div),
          ("LinearLayer", LinearLayerPlain), ("topological_order", topological_iterative),
          ("mul", mul_node), ("sigmoid", sigmoid_via_tanh),
-         ("matmul_loops", matmul_loops_jpi), ("matmul_elementwise", matmul_addmm), ("matmul_einsum", matmul_addmm),
+         ("matmul_loops", matmul_loops_jpi), ("matmul_elementwise", matmul_addmm),
+         ("matmul_einsum", matmul_addmm),
          ("lin", lin_addmm), ("relu", relu_where), ("relu", relu_mask), ("mse", mse_flat),
-         ("lin_grad", lin_grad_assigning), ("relu_grad", relu_grad_where), ("mse_grad", mse_grad_adding),
+         ("lin_grad", lin_grad_assigning), ("relu_grad", relu_grad_where),
+         ("mse_grad", mse_grad_adding),
          ("xavier_init", xavier_normal_), ("broadcast_shapes", broadcast_shapes_padded),
          ("cross_entropy", cross_entropy_logsumexp), ("conv2d_unfold", conv_with_torch),
          ("unbroadcast", unbroadcast_loop)]
@@ -273,8 +281,10 @@ def kaiming_no_generator(n_in, n_out, *, dtype=None, device=None, generator=None
 
 def mse_grad_no_n(inp, targ): inp.g = 2 * (inp.squeeze(-1) - targ).unsqueeze(-1).reshape(inp.shape)
 def mse_grad_broadcast(inp, targ): inp.g = 2 * (inp - targ) / len(targ)
-def mse_grad_sign(inp, targ): inp.g = (2 * (targ.reshape(-1) - inp.reshape(-1)) / len(targ)).reshape(inp.shape)
-def mse_grad_adds_into_missing(inp, targ): inp.g += 2 * (inp.reshape(-1) - targ.reshape(-1)).reshape(inp.shape) / len(targ)
+def mse_grad_sign(inp, targ):
+    inp.g = (2 * (targ.reshape(-1) - inp.reshape(-1)) / len(targ)).reshape(inp.shape)
+def mse_grad_adds_into_missing(inp, targ):
+    inp.g += 2 * (inp.reshape(-1) - targ.reshape(-1)).reshape(inp.shape) / len(targ)
 
 def relu_grad_inverted(inp, out): inp.g = out.g * (inp <= 0)
 def relu_grad_leaky(inp, out): inp.g = out.g * torch.where(inp > 0, 1.0, 0.01).to(out.g.dtype)
@@ -326,7 +336,7 @@ def make_mse_class():
     from foundations.modules import LayerFunction
     from foundations.backprop import mse_grad
     class Mse(LayerFunction):
-        def forward(self, inp, targ): return ((inp - targ) ** 2).mean()   # (n, 1) - (n,): an (n, n) table
+        def forward(self, inp, targ): return ((inp - targ) ** 2).mean()   # (n, 1) - (n,): (n, n)
         def bwd(self, out, inp, targ): mse_grad(inp, targ)
     return Mse
 
@@ -460,7 +470,7 @@ def test_wrong_answer_fails_with_its_hint_on_every_seed(name, fn, hint):
                          "book's own", message), message
         if hint is None:   # the plain report: what was expected and what came back, no hint
             assert "Hint:" not in message and "expected" in message, message
-        else: assert hint in message, f"seed {seed}: expected a hint containing {hint!r}, got:\n{message}"
+        else: assert hint in message, f"seed {seed}: expected a hint with {hint!r}, got:\n{message}"
 
 
 def test_message_names_the_wrong_gradient_and_the_case():
@@ -479,13 +489,16 @@ def test_readers_error_is_shown_and_chained():
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(ValueError) as info: check("matmul_loop", matmul_addmm)
     assert "did you mean 'matmul_loops'" in str(info.value)
-    for name in ("matmul_loops", "lin_grad", "LinearLayer", "conv2d_unfold"): assert name in str(info.value)
+    for name in ("matmul_loops", "lin_grad", "LinearLayer", "conv2d_unfold"):
+        assert name in str(info.value)
 
 
 def test_coverage():
-    required = """neuron relu matmul_loops matmul_elementwise matmul_broadcast matmul_einsum broadcast_shapes normalize
-                  lin mse xavier_init kaiming_init mse_grad relu_grad lin_grad forward_and_backward Lin Relu Mse MyRelu
-                  LinearLayer conv2d_unfold cross_entropy cross_entropy_grad unbroadcast autograd.cross_entropy""".split()
+    required = """neuron relu matmul_loops matmul_elementwise matmul_broadcast matmul_einsum
+                  broadcast_shapes normalize lin mse xavier_init kaiming_init mse_grad relu_grad
+                  lin_grad forward_and_backward Lin Relu Mse MyRelu LinearLayer conv2d_unfold
+                  cross_entropy cross_entropy_grad unbroadcast autograd.cross_entropy
+                  topological_order backward mul matmul tensor_sum log_softmax sigmoid""".split()
     assert set(required) <= set(exercise_modules())
 
 
@@ -501,8 +514,10 @@ def test_committed_exercise_notebooks_are_current():
     "Regenerate the exercise notebooks from the chapters; the committed ones must be identical."
     committed, generated = NBS / "exercises", generated_notebooks()
     assert sorted(p.name for p in committed.glob("*.ipynb")) == sorted(generated), \
-        "nbs/exercises/ must hold one notebook per chapter with exercises: run `python tools/make_exercises.py`"
-    stale = [n for n, nb in generated.items() if (committed / n).read_text() != make_exercises.as_text(nb)]
+        "nbs/exercises/ must hold one notebook per chapter with exercises: run " \
+        "`python tools/make_exercises.py`"
+    stale = [n for n, nb in generated.items()
+             if (committed / n).read_text() != make_exercises.as_text(nb)]
     assert not stale, f"out of date: {stale}; run `python tools/make_exercises.py`"
 
 
@@ -516,7 +531,8 @@ def test_exercise_notebooks_export_nothing_and_have_the_frame():
         assert sources[2] == chapter_setup
         assert not any(re.search(r"^#\|\s*(export|default_exp)", s, re.M) for s in code), name
         checks = [s for s in code if re.search(r"^check\(", s, re.M)]
-        assert all(s.startswith("#| notest\n") for s in checks), "nbdev-test must skip the checks of the stubs"
+        assert all(s.startswith("#| notest\n") for s in checks), \
+            "nbdev-test must skip the checks of the stubs"
         stubs = [s for s in code if 'raise NotImplementedError("your code here")' in s]
         assert checks and len(stubs) == len(checks), name
         for source in code: compile(source, name, "exec")   # every stub is valid Python
@@ -528,7 +544,8 @@ def test_exercise_notebook_passes_with_the_books_code(name):
     namespace, out = {"__name__": "__main__"}, io.StringIO()
     with contextlib.redirect_stdout(out):
         for cell in nb["cells"]:
-            if cell["cell_type"] == "code": exec(compile("".join(cell["source"]), f"{name} cell", "exec"), namespace)
+            if cell["cell_type"] == "code":
+                exec(compile("".join(cell["source"]), f"{name} cell", "exec"), namespace)
     n_checks = sum(bool(re.search(r"^check\(", "".join(c["source"]), re.M)) for c in nb["cells"])
     assert len(re.findall(r"cases agree", out.getvalue())) == n_checks, out.getvalue()
 
@@ -560,10 +577,12 @@ def only_doc(x):
     stub = make_exercises.STUB
     layer = make_exercises.make_stub(code, "Layer")
     assert "def helper(x): return x" in layer and 'def __repr__(self): return "Layer()"' in layer
-    assert f'    def __init__(self, w,  # the weights\n                 b):\n        "Keep them."\n        {stub}\n' in layer
+    assert (f'    def __init__(self, w,  # the weights\n                 b):\n'
+            f'        "Keep them."\n        {stub}\n') in layer
     assert f"    def forward(self, inp): {stub}\n" in layer and "self.w, self.b = w, b" not in layer
     assert make_exercises.make_stub(code, "only_doc").endswith(f'    "Nothing else."\n    {stub}')
-    compile(make_exercises.make_stub(make_exercises.make_stub(code, "Layer"), "only_doc"), "stub", "exec")
+    twice = make_exercises.make_stub(make_exercises.make_stub(code, "Layer"), "only_doc")
+    compile(twice, "stub", "exec")
 
 
 # ---- for the learner: hints, progress, "did you mean", Run all, the time limit ----
@@ -572,7 +591,8 @@ def test_hints_are_graduated_for_every_exercise(capsys):
     for name in exercise_modules():
         for level in (1, 2, 3): hint(name)
         lines = capsys.readouterr().out.splitlines()
-        assert [line.split(":")[0] for line in lines] == [f"{name}, hint {k} of 3" for k in (1, 2, 3)]
+        assert [line.split(":")[0] for line in lines] == [f"{name}, hint {k} of 3"
+                                                           for k in (1, 2, 3)]
         assert "the book's version gives" in lines[1] and "The book's version:" in lines[2]
 
 
@@ -641,3 +661,13 @@ def test_solutions_are_folded_after_each_check():
             if re.search(r"^check\(", "".join(cell["source"]), re.M):
                 after = "".join(cells[i + 1]["source"])
                 assert cells[i + 1]["cell_type"] == "markdown" and after.startswith("<details>")
+
+
+def test_no_stale_pointers_in_the_lead_ins():
+    "The chapters' sentences about their own code (the `return` below) are left out of exercises."
+    for name, nb in generated_notebooks().items():
+        for cell in nb["cells"][4:]:   # after the notebook's own introduction
+            text = "".join(cell["source"])
+            if cell["cell_type"] == "markdown" and not text.startswith("<details>"):
+                assert not re.search(r"\bbelow\b|the line before it|folded helper", text), \
+                    (name, text[:200])

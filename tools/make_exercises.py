@@ -192,21 +192,12 @@ def exercise_notebook(chapter, names, module, solutions=False):
            ("markdown", f"[![Open in Colab](../images/colab-badge.svg)](https://colab.research.google.com/github/"
                         f"{github}/blob/main/nbs/exercises/{chapter.name})"),
            ("code", setup),
-           ("markdown", f"Each exercise below is a function (or a class) from [the chapter](../{chapter.name}), with the "
-                        "chapter's explanation before it. Its signature and docstring are kept, and its body is "
-                        f"`{STUB}`: replace that line with your code, run the cell, then run the `check` cell "
-                        "below it. `check` runs your code and the library's on the same inputs, many shapes "
-                        "and both float32 and float64, and either says how many cases agree or raises an "
-                        "`AssertionError` that shows the smallest failing input, what was expected, what came back, "
-                        "and a hint when the mistake is a familiar one. The chapter's private helpers are left out: "
-                        "write your own where you need one. Later exercises may call earlier ones, so work from "
-                        "the top. (The line `#| notest` above each check tells the book's own test runner to skip "
-                        "it.) How the grading works: [Exercises](../10_exercises.ipynb).")]
+           ("markdown", _introduction(chapter.name))]
     imports = [line for c in cells if c["cell_type"] == "code" and _is_exported(_split_directives(_source(c))[0])
                for line in _imports(_split_directives(_source(c))[1])]
     imports = [kept for line in imports if (kept := _without(line, exercised))]
     if not any(re.match(r"import torch$", line) for line in imports): imports.insert(0, "import torch")
-    library = "from foundations.exercises import check"
+    library = "from foundations.exercises import check, hint, progress"
     if public: library += f"\nfrom foundations.{module} import " + ", ".join(public)
     out.append(("code", "\n".join(imports + [library])))
     if solutions:
@@ -240,6 +231,24 @@ def exercise_notebook(chapter, names, module, solutions=False):
     return {"cells": [_cell(kind, source, nb_name, i) for i, (kind, source) in enumerate(out)],
             "metadata": {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}},
             "nbformat": 4, "nbformat_minor": 5}
+
+
+def _introduction(chapter_name):
+    "The exercise notebook's own introduction: how to work through it, and what `check` says."
+    return (
+        f"Each exercise below is a function (or a class) from [the chapter](../{chapter_name}), "
+        "with the chapter's explanation before it. Its signature and docstring are kept, and its "
+        f"body is `{STUB}`: replace that line with your code, run the cell, then run the `check` "
+        "cell below it. `check` grades your code only (this notebook never imports the names it "
+        "asks for) on many inputs, and answers in one of three ways: how many cases agree; "
+        "`not written yet` while the stub is there (so *Run all* goes on to the next exercise); or "
+        "an `AssertionError` with the smallest failing case, what was expected, what came back, and "
+        "a hint only when your outputs match a known slip on inputs that tell it apart. "
+        "`hint(\"name\")` gives graduated hints, `progress()` lists what passed, and a solution is "
+        "folded under each check. The chapter's private helpers are left out: write your own where "
+        "you need one. Later exercises may call earlier ones, so work from the top. (The line "
+        "`#| notest` above each check tells the book's own test runner to skip it.) How the "
+        "grading works: [Exercises](../10_exercises.ipynb).")
 
 
 def _folded(code):
