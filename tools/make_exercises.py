@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT / "nbs"
 STUB = 'raise NotImplementedError("your code here")'
-CHECK_FLAG = "#| notest"   # nbdev-test skips the cell: the check fails on purpose while the stub is there
-KEEP_METHODS = {"__repr__", "extra_repr"}   # a stub here would break printing the object, not teach anything
+CHECK_FLAG = "#| notest"   # nbdev-test skips the cell: the check fails while the stub is there
+KEEP_METHODS = {"__repr__", "extra_repr"}   # a stub here would break printing, not teach
 
 
 def _source(cell): return "".join(cell["source"])
@@ -48,7 +48,7 @@ def _split_directives(source):
 
 
 def _defined_names(code):
-    "Names defined at the top level of `code` (functions and classes), or an empty set if it does not parse."
+    "Functions and classes defined at the top level of `code` (none if it does not parse)."
     try: tree = ast.parse(code)
     except SyntaxError: return set()
     return {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
@@ -62,7 +62,8 @@ def _imports(code):
     try: tree = ast.parse(code)
     except SyntaxError: return []
     lines = code.splitlines()
-    return ["\n".join(lines[n.lineno - 1:n.end_lineno]) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return ["\n".join(lines[n.lineno - 1:n.end_lineno]) for n in tree.body
+            if isinstance(n, (ast.Import, ast.ImportFrom))]
 
 
 def _without(line, names):
@@ -74,7 +75,7 @@ def _without(line, names):
 
 
 def _is_helper(cell):
-    "An exported code cell that defines only private names (`_check_tensor`): the exercise's own helpers."
+    "An exported code cell that defines only private names (`_check_tensor`): helpers."
     if cell["cell_type"] != "code": return False
     directives, code = _split_directives(_source(cell))
     names = _defined_names(code)
@@ -82,7 +83,7 @@ def _is_helper(cell):
 
 
 def _rebase_links(markdown):
-    "Relative links and image paths of a chapter's markdown, made to work one folder down (in nbs/exercises/)."
+    "Relative links and image paths of a chapter's markdown, made to work in nbs/exercises/."
     relative = r"(?![a-zA-Z][\w+.-]*:|#|/)"
     markdown = re.sub(rf"\]\({relative}", "](../", markdown)
     return re.sub(rf'\b(src|href)="{relative}', r'\1="../', markdown)
@@ -98,9 +99,9 @@ def _without_pointers(markdown):
 
 
 def _lead_in(cells, index):
-    """The markdown cells just before the exercise's cell, back to its section's heading, as [(kind, source)].
+    """The markdown cells just before the exercise's cell, back to its heading: [(kind, source)].
 
-    The chapter's private helpers in between (`_check_tensor`, `_normal_weights`) are skipped: some of them
+    The chapter's private helpers in between (`_check_tensor`, `_normal_weights`) are skipped: some
     do the exercise's work, and the reader writes their own."""
     lead, j = [], index - 1
     while j >= 0 and (cells[j]["cell_type"] == "markdown" or _is_helper(cells[j])):
@@ -115,7 +116,7 @@ def _lead_in(cells, index):
 
 
 def chapters():
-    "Chapter notebooks (`nbs/NN_name.ipynb`, NN from 01) by the module they export, e.g. {'matmul': Path(...)}."
+    "Chapter notebooks (`nbs/NN_name.ipynb`, NN from 01) by module, e.g. {'matmul': Path(...)}."
     found = {}
     for path in sorted(NBS.glob("[0-9][0-9]_*.ipynb")):
         if path.name.startswith("00_"): continue
@@ -137,17 +138,19 @@ def find_definition(cells, name):
 
 
 def _stub_function(lines, node):
-    "Replace the body of the function `node` in `lines` (the cell's code, as a list) by the stub, keeping its docstring."
+    "Replace the body of function `node` in `lines` (a cell's code) by the stub, docstring kept."
     body = node.body
-    has_doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+    has_doc = isinstance(body[0], ast.Expr) \
+        and isinstance(getattr(body[0], "value", None), ast.Constant) \
         and isinstance(body[0].value.value, str)
     first = body[1] if has_doc and len(body) > 1 else None if has_doc else body[0]
     if first is None:   # only a docstring: add the stub after it
         indent = " " * body[0].col_offset
-        lines[body[0].end_lineno - 1:body[0].end_lineno] = [lines[body[0].end_lineno - 1], indent + STUB]
+        end = body[0].end_lineno
+        lines[end - 1:end] = [lines[end - 1], indent + STUB]
         return
     start, end = first.lineno - 1, node.end_lineno - 1
-    if first.lineno == node.lineno or lines[start][:first.col_offset].strip():   # body on the `def` line
+    if first.lineno == node.lineno or lines[start][:first.col_offset].strip():   # on the `def` line
         line = lines[start]
         lines[start:end + 1] = [line[:first.col_offset] + STUB]
         return
@@ -157,80 +160,110 @@ def _stub_function(lines, node):
 def make_stub(code, name):
     "`code` with the body of `name` (a function, or each method of a class) replaced by the stub."
     tree = ast.parse(code)
-    node = next(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name)
+    node = next(n for n in tree.body
+                if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name)
     lines = code.splitlines()
     if isinstance(node, ast.FunctionDef): targets = [node]
-    else: targets = [m for m in node.body if isinstance(m, ast.FunctionDef) and m.name not in KEEP_METHODS]
-    for target in sorted(targets, key=lambda n: n.lineno, reverse=True): _stub_function(lines, target)
+    else: targets = [m for m in node.body
+                     if isinstance(m, ast.FunctionDef) and m.name not in KEEP_METHODS]
+    for target in sorted(targets, key=lambda n: n.lineno, reverse=True):
+        _stub_function(lines, target)
     return "\n".join(lines)
 
 
 def _cell(kind, source, nb_name, index):
     cell_id = hashlib.sha1(f"{nb_name}:{index}:{kind}".encode()).hexdigest()[:8]
-    cell = {"cell_type": kind, "id": cell_id, "metadata": {}, "source": source.splitlines(keepends=True)}
+    cell = {"cell_type": kind, "id": cell_id, "metadata": {},
+            "source": source.splitlines(keepends=True)}
     if kind == "code": cell.update(execution_count=None, outputs=[])
     return cell
 
 
 def _repository():
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"].rstrip("/")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return project["urls"]["Repository"].rstrip("/")
 
 
-def exercise_notebook(chapter, names, module, solutions=False):
-    """The exercise notebook for `chapter` (a path) and its exercises `names` (keys of `check`), as a dict.
-
-    With `solutions=True` each stub is replaced by the chapter's own cell, and a first code cell puts
-    the chapter module's names (private helpers included) in scope: the book's answer, for testing."""
-    cells = cells_of(chapter)
+def _frame(chapter, cells):
+    "The notebook's first cells: title, Open-in-Colab badge, the chapter's setup, introduction."
     title = _source(cells[0]).splitlines()[0].removeprefix("# ").strip()
-    setup = next(_source(c) for c in cells[:4] if c["cell_type"] == "code" and "google.colab" in _source(c))
-    exercised = {key.rsplit(".", 1)[-1] for key in names}   # never import what this one asks for
-    public = [n for n in getattr(importlib.import_module(f"foundations.{module}"), "__all__", []) if n not in exercised]
+    setup = next(_source(c) for c in cells[:4]
+                 if c["cell_type"] == "code" and "google.colab" in _source(c))
     github = re.match(r"https://github.com/(.+)$", _repository())[1]
-    out = [("markdown", f"# Exercises: {title}\n\n> Write the functions of the chapter *{title}* yourself; "
-                        "`check` grades each one against the book's library and tells you what is wrong."),
-           ("markdown", f"[![Open in Colab](../images/colab-badge.svg)](https://colab.research.google.com/github/"
-                        f"{github}/blob/main/nbs/exercises/{chapter.name})"),
-           ("code", setup),
-           ("markdown", _introduction(chapter.name))]
-    imports = [line for c in cells if c["cell_type"] == "code" and _is_exported(_split_directives(_source(c))[0])
+    colab = f"https://colab.research.google.com/github/{github}/blob/main/nbs/exercises/"
+    return [("markdown", f"# Exercises: {title}\n\n> Write the functions of the chapter *{title}* "
+                         "yourself; `check` grades each one against the book's library and tells "
+                         "you what is wrong."),
+            ("markdown", f"[![Open in Colab](../images/colab-badge.svg)]({colab}{chapter.name})"),
+            ("code", setup), ("markdown", _introduction(chapter.name))]
+
+
+def _import_cells(cells, module, exercised, solutions):
+    "The chapter's imports and the library's public names, never one the notebook asks for."
+    imports = [line for c in cells
+               if c["cell_type"] == "code" and _is_exported(_split_directives(_source(c))[0])
                for line in _imports(_split_directives(_source(c))[1])]
     imports = [kept for line in imports if (kept := _without(line, exercised))]
-    if not any(re.match(r"import torch$", line) for line in imports): imports.insert(0, "import torch")
+    if not any(re.match(r"import torch$", line) for line in imports):
+        imports.insert(0, "import torch")
+    public = [n for n in getattr(importlib.import_module(f"foundations.{module}"), "__all__", [])
+              if n not in exercised]
     library = "from foundations.exercises import check, hint, progress"
     if public: library += f"\nfrom foundations.{module} import " + ", ".join(public)
-    out.append(("code", "\n".join(imports + [library])))
-    if solutions:
+    out = [("code", "\n".join(imports + [library]))]
+    if solutions:   # the chapter module's names, private helpers included: the book's answer
         out.append(("code", f"import foundations.{module} as _chapter\n"
-                            "globals().update({k: v for k, v in vars(_chapter).items() if not k.startswith('__')})"))
-    from foundations.exercises import exercise_named
-    def exercise_stub(key): return exercise_named(key).stub
-    custom = [key for key in names if exercise_stub(key)]
-    names = [key for key in names if key not in custom]
-    found = [(find_definition(cells, key.rsplit(".", 1)[-1]), key) for key in names]   # a key is a name or "module.name"
+                            "globals().update({k: v for k, v in vars(_chapter).items() "
+                            "if not k.startswith('__')})"))
+    return out
+
+
+def _chapter_exercises(chapter, cells, names, solutions):
+    "For each exercise cell of the chapter: its lead-in, its stub, a check each, a solution."
+    found = [(find_definition(cells, key.rsplit(".", 1)[-1]), key) for key in names]
     missing = [key for index, key in found if index is None]
     if missing: raise LookupError(f"{chapter.name} defines no cell for the exercises {missing}")
-    by_cell = {}   # a cell may define several exercises (say, three layer classes): one stub cell, one check each
+    by_cell, out = {}, []   # a cell may define several exercises (say, three layer classes)
     for index, key in sorted(found): by_cell.setdefault(index, []).append(key)
     for index, keys in by_cell.items():
         out += _lead_in(cells, index)
-        code = _split_directives(_source(cells[index]))[1]
+        code = solution = _split_directives(_source(cells[index]))[1]
         if not solutions:
             for key in keys: code = make_stub(code, key.rsplit(".", 1)[-1])
         out.append(("code", code))
         out += [("code", f'{CHECK_FLAG}\ncheck("{key}", {key.rsplit(".", 1)[-1]})') for key in keys]
-        out.append(("markdown", _folded(_split_directives(_source(cells[index]))[1])))
-    for key in custom:
-        stub = exercise_stub(key)
+        out.append(("markdown", _folded(solution)))
+    return out
+
+
+def _catalogue_exercises(stubs, solutions):
+    "The exercises whose stub the catalogue writes (the engine's core), each with its check."
+    out = []
+    for key, stub in stubs.items():
         if stub["intro"]: out.append(("markdown", stub["intro"]))
         out.append(("code", stub["solution"] if solutions else stub["code"]))
         out.append(("code", f'{CHECK_FLAG}\ncheck("{key}", {key})'))
         out.append(("markdown", _folded(stub["solution"])))
-    if custom: out.insert(5, ("code", exercise_stub(custom[0])["imports"]))
+    return out
+
+
+def exercise_notebook(chapter, names, module, solutions=False):
+    """The exercise notebook for `chapter` (a path) and its exercises `names` (keys of `check`).
+
+    With `solutions=True` each stub is replaced by the chapter's own cell, and a first code cell
+    puts the chapter module's names (private helpers included) in scope: for testing."""
+    from foundations.exercises import exercise_named
+    cells = cells_of(chapter)
+    stubs = {key: exercise_named(key).stub for key in names if exercise_named(key).stub}
+    exercised = {key.rsplit(".", 1)[-1] for key in names}   # never import what this one asks for
+    out = _frame(chapter, cells) + _import_cells(cells, module, exercised, solutions)
+    if stubs: out.append(("code", next(iter(stubs.values()))["imports"]))
+    out += _chapter_exercises(chapter, cells, [k for k in names if k not in stubs], solutions)
+    out += _catalogue_exercises(stubs, solutions)
     nb_name = f"exercises/{chapter.name}"
+    kernel = {"display_name": "python3", "language": "python", "name": "python3"}
     return {"cells": [_cell(kind, source, nb_name, i) for i, (kind, source) in enumerate(out)],
-            "metadata": {"kernelspec": {"display_name": "python3", "language": "python", "name": "python3"}},
-            "nbformat": 4, "nbformat_minor": 5}
+            "metadata": {"kernelspec": kernel}, "nbformat": 4, "nbformat_minor": 5}
 
 
 def _introduction(chapter_name):
@@ -242,7 +275,8 @@ def _introduction(chapter_name):
         "cell below it. `check` grades your code only (this notebook never imports the names it "
         "asks for) on many inputs, and answers in one of three ways: how many cases agree; "
         "`not written yet` while the stub is there (so *Run all* goes on to the next exercise); or "
-        "an `AssertionError` with the smallest failing case, what was expected, what came back, and "
+        "an `AssertionError` with the smallest failing case, what was expected, what came "
+            "back, and "
         "a hint only when your outputs match a known slip on inputs that tell it apart. "
         "`hint(\"name\")` gives graduated hints, `progress()` lists what passed, and a solution is "
         "folded under each check. The chapter's private helpers are left out: write your own where "
@@ -264,16 +298,18 @@ def exercise_notebooks(solutions=False):
     for key, module in exercise_modules().items(): by_module.setdefault(module, []).append(key)
     found = chapters()
     missing = sorted(set(by_module) - set(found))
-    if missing: raise LookupError(f"no chapter notebook says `#| default_exp` for the modules {missing}")
+    if missing: raise LookupError(
+        f"no chapter notebook says `#| default_exp` for the modules {missing}")
     return {found[m].name: exercise_notebook(found[m], names, m, solutions) for m, names in
             sorted(by_module.items(), key=lambda kv: found[kv[0]].name)}
 
 
-def as_text(nb): return json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n"   # as nbdev-clean writes it
+def as_text(nb):   # as nbdev-clean writes it
+    return json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
 
 
 def write(out_dir):
-    "Write every exercise notebook into `out_dir` (removing ones no chapter asks for); return the paths written."
+    "Write every exercise notebook into `out_dir` (removing ones no chapter asks for): the paths."
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     notebooks = exercise_notebooks()
@@ -288,7 +324,8 @@ def write(out_dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(NBS / "exercises"), help="output folder (default: nbs/exercises)")
+    parser.add_argument("--out", default=str(NBS / "exercises"), help=
+        "output folder (default: nbs/exercises)")
     args = parser.parse_args(argv)
     for path in write(args.out): print(f"  wrote {path}")
 
