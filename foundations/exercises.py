@@ -174,7 +174,7 @@ class Case:
         parts = [_describe(n, a, True) + (f" with {n}.g {_show(self.upstream[n])}"
                                           if n in self.upstream else "")
                  for n, a in zip(self.names, self.args)]
-        return "; ".join(parts + [f"{k}={v!r}" for k, v in self.kwargs.items()])
+        return "; ".join(parts + [_describe(k, v, True) for k, v in self.kwargs.items()])
 
     def shapes(self):
         "The case's shapes and dtypes only (for a time-limit report, and to find its twins)."
@@ -185,7 +185,7 @@ def _describe(name, a, values):
     "An argument as a report shows it: with a few `values`, or only its shape and dtype."
     if isinstance(a, list) and a and isinstance(a[0], torch.Tensor):
         return f"{name} [" + "; ".join(_describe("", t, values).strip() for t in a) + "]"
-    if not isinstance(a, torch.Tensor): return f"{name}={a!r}"
+    if not isinstance(a, torch.Tensor): return f"{name}={getattr(a, '__name__', None) or repr(a)}"
     return f"{name} {_show(a)}" if values else f"{name} {_shape_str(a.shape)} {a.dtype}"
 
 def _frozen(x):
