@@ -64,8 +64,8 @@ def make_node(data:torch.Tensor, # the operation's result, computed from the ope
               backward, # g -> one gradient per parent (None: none), g = d loss / d result
               op:str, # the operation's name, for pictures and error messages
               saved:tuple|None=None, # torch tensors backward reads (None: all of them)
-             ) -> Tensor: # the result; it records the graph if recording is on and a parent needs it
-    "The Tensor of an operation's result, recording `parents` and `backward` if a parent requires grad."
+             ) -> Tensor: # the result, recording the graph if recording is on and a parent needs it
+    "The Tensor of an operation's result; it records `parents` and `backward` if one requires grad."
     if not (isinstance(data, torch.Tensor) and isinstance(parents, tuple) and callable(backward)
             and isinstance(op, str)):
         _refuse_node(data, parents, backward, op)
@@ -111,8 +111,8 @@ def topological_order(root:Tensor, # the tensor backward starts from
 
 # %% ../nbs/09_autograd.ipynb #e262ce2f
 def _walk(root, seed, record=False):
-    """Backward's walk from `root`: yield each tensor with its complete gradient, if `record` what it
-    hands each parent [(parent, slot, gradient)], and every pending tensor's running sum."""
+    """Backward's walk from `root`: yield each tensor with its complete gradient, what it hands
+    each parent [(parent, slot, gradient)] if `record`, and every pending tensor's running sum."""
     grads = {root: seed}                      # each tensor's gradient so far, summed over its uses
     for node in _order(root, grads_only=True):
         g = grads.pop(node, None)             # complete: everything made from node has contributed
@@ -152,9 +152,10 @@ def backward_steps(root:Tensor, # the tensor backward starts from
     Each step: {"node": id, "grad": its gradient, "hands": [{"to": parent id, "slot": operand,
     "grad": ...}], "totals": {id: running sum of every tensor still waiting}}; ids as in
     `graph_layout(root)`."""
+    seed = _seed(root, grad, True)
     ids = {t: i for i, t in enumerate(_order(root, grads_only=False))}
     steps = []
-    for node, g, hands, grads in _walk(root, _seed(root, grad, True), record=True):
+    for node, g, hands, grads in _walk(root, seed, record=True):
         steps.append({"node": ids[node], "grad": g,
                       "hands": [{"to": ids[p], "slot": slot, "grad": pg} for p, slot, pg in hands],
                       "totals": {ids[t]: total for t, total in grads.items()}})
@@ -243,7 +244,7 @@ def _refuse_node(data, parents, backward, op):
                     f"{type(backward).__name__}, {type(op).__name__}")
 
 # %% ../nbs/09_autograd.ipynb #7e3dad68
-def _data(x): return x.data if isinstance(x, Tensor) else x     # a Tensor's numbers; others as they are
+def _data(x): return x.data if isinstance(x, Tensor) else x     # a Tensor's numbers; others as is
 
 def _describe(x):
     """The shape, dtype and device of a (torch) tensor, or the type of anything else, for error
@@ -289,7 +290,8 @@ def _named_errors(name):
             except (RuntimeError, IndexError, NotImplementedError) as e:
                 arguments = inspect.signature(f).bind(self, *args, **kwargs).arguments
                 given = ", ".join(f"{k}={v!r}" for k, v in list(arguments.items())[1:])
-                raise ValueError(f"cannot compute {name}({given}) of {_describe(self)}: {e}") from None
+                raise ValueError(f"cannot compute {name}({given}) of {_describe(self)}: "
+                                 f"{e}") from None
         return method
     return decorate
 
@@ -453,7 +455,7 @@ def _check_dims(dim, ndim, many=True):
     """`dim` (an int; if `many`, also a tuple or list of ints, or None: all) as a sorted tuple of
     dims from 0."""
     if many and dim is None: return tuple(range(ndim))
-    size = max(ndim, 1)                               # a 0-d tensor has dim 0 (or -1), as in PyTorch
+    size = max(ndim, 1)                            # a 0-d tensor has dim 0 (or -1), as in PyTorch
     dims = dim if many and isinstance(dim, (tuple, list)) else (dim,)
     dims = [check_int(d, "dim", -size) for d in dims]
     if any(d >= size for d in dims):
@@ -497,7 +499,7 @@ def mean(self:Tensor,
 @patch
 @_named_errors("reshape")
 def reshape(self:Tensor, *shape) -> Tensor:
-    "The same entries in a new shape: `t.reshape(2, 3)` or `t.reshape((2, 3))`; -1: the size that fits."
+    "The same entries in a new shape: `t.reshape(2, 3)` or `t.reshape((2, 3))`; -1: what fits."
     if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)): shape = shape[0]
     shape, old = _ints(shape, "shape", -1), self.shape
     def backward(g): return (g.reshape(old),)
@@ -606,7 +608,7 @@ def __itruediv__(self:Tensor, other): return _in_place(self, other, "/", torch.T
 Tensor.__array_ufunc__ = None     # NumPy leaves `array * t` to Tensor's own operators and checks
 
 def _torch_function(cls, func, types, args=(), kwargs=None):
-    "torch.fn(t) on our Tensor: an error that points to the method, rather than torch's obscure one."
+    "torch.fn(t) on our Tensor: an error pointing to the method, rather than torch's obscure one."
     name = getattr(func, "__name__", repr(func))
     method = (f"use the method instead: t.{name}(...)" if hasattr(Tensor, name)
               else "compute it from the engine's operations (or on t.data, with no gradient)")
@@ -625,8 +627,10 @@ def _label(t, names):
     op = " ".join([t.op, *constants])
     return f"{names[t]} = {op}" if t in names else op
 
+def _box_width(label): return len(label) * _CHAR_PX + 2 * _PAD_PX
+
 def _depths(tensors):
-    "Each tensor's layer: the longest path from the root (tensors in topological order, root first)."
+    "Each tensor's layer: its longest path to the root (`tensors` in topological order)."
     depth = {tensors[0]: 0}
     for t in tensors:
         for p in t.parents:
@@ -659,7 +663,8 @@ def _xs(rows, below, width):
         wanted = [builtins.sum(x[b] for b, _ in below[i]) / len(below[i]) for i in row]
         placed = []
         for i, item in enumerate(row):          # left to right, each clear of its left neighbour
-            least = placed[-1] + (width(row[i - 1]) + width(item)) / 2 + _GAP_PX if placed else -math.inf
+            least = (placed[-1] + (width(row[i - 1]) + width(item)) / 2 + _GAP_PX if placed
+                     else -math.inf)
             placed.append(builtins.max(wanted[i], least))
         shift = builtins.sum(w - p for w, p in zip(wanted, placed)) / len(row)
         x.update((item, p + shift) for item, p in zip(row, placed))
@@ -677,14 +682,15 @@ def graph_layout(root:Tensor, # the tensor whose graph to lay out
     "slot" (the operand), "points" (the route, [x, y] pairs from src to dst)}."""
     _check_root(root)
     if not isinstance(names, (dict, type(None))):
-        raise TypeError(f"names must be a dict {{tensor: label}} or None, not {type(names).__name__}")
+        raise TypeError(f"names must be a dict {{tensor: label}} or None, not "
+                        f"{type(names).__name__}")
     names = names or {}
     tensors = _order(root, grads_only=False)
     edges = [(p, t, slot) for t in tensors for slot, p in enumerate(t.parents)
              if isinstance(p, Tensor)]
     depth, labels = _depths(tensors), {t: _label(t, names) for t in tensors}
     rows, below = _rows(tensors, edges, depth)
-    def width(item): return 2.0 if isinstance(item, tuple) else len(labels[item]) * _CHAR_PX + 2 * _PAD_PX
+    def width(item): return 2.0 if isinstance(item, tuple) else _box_width(labels[item])
     x = _xs(rows, below, width)
     left = builtins.min(x[i] - width(i) / 2 for i in x) - _MARGIN
     n_rows = len(rows)
@@ -701,7 +707,7 @@ def _routes(tensors, edges, x, left, depth, y):
     """Each edge as {"src", "dst", "slot", "points"}: from the bottom of its tensor (spread over the
     uses) through its places in skipped layers to the top of the result, at the operand's place."""
     ids = {t: i for i, t in enumerate(tensors)}
-    out_of = {}                                    # a tensor's edges, left to right by where they go
+    out_of = {}                                  # a tensor's edges, left to right by where they go
     for k, (p, t, slot) in enumerate(edges):
         out_of.setdefault(p, []).append(k)
     def first_stop(k):
@@ -752,7 +758,7 @@ def draw_graph(root:Tensor, # the tensor whose graph to draw (before backward, o
         ax.text(node["x"], node["y"], node["label"], ha="center", va="center", fontsize=8,
                 family="monospace", bbox=dict(boxstyle=style, fc=colour, ec="0.4"))
         if number[node["id"]] is not None:
-            half = len(node["label"]) * _CHAR_PX / 2 + _PAD_PX
+            half = _box_width(node["label"]) / 2
             ax.text(node["x"] + half, node["y"] - _NODE_H / 2, str(number[node["id"]]), fontsize=7,
                     color="white", ha="center", va="center",
                     bbox=dict(boxstyle="circle,pad=0.2", fc="#c0392b", ec="none"))
