@@ -28,7 +28,7 @@ def patch(f):
     """Make `f` a method of the class its first parameter is annotated with, as fastcore's `@patch`
     does; like fastcore's, it gives the name back to the builtin of that name (`sum`, `max`)."""
     cls = next(iter(f.__annotations__.values()))
-    f.__qualname__ = f"{cls.__name__}.{f.__name__}"
+    for g in (f, getattr(f, "__wrapped__", f)): g.__qualname__ = f"{cls.__name__}.{f.__name__}"
     setattr(cls, f.__name__, f)
     return getattr(builtins, f.__name__, None)
 
@@ -66,9 +66,7 @@ def make_node(data:torch.Tensor, # the operation's result, computed from the ope
               saved:tuple|None=None, # torch tensors backward reads (None: all of them)
              ) -> Tensor: # the result, recording the graph if recording is on and a parent needs it
     "The Tensor of an operation's result; it records `parents` and `backward` if one requires grad."
-    if not (isinstance(data, torch.Tensor) and isinstance(parents, tuple) and callable(backward)
-            and isinstance(op, str)):
-        _refuse_node(data, parents, backward, op)
+    _check_node(data, parents, backward, op)
     out = Tensor.__new__(Tensor)                     # skips __init__'s checks: data is a result
     out.data, out.grad = data, None
     out.requires_grad = _GradMode.enabled and any(map(_needs_grad, parents))
@@ -238,7 +236,9 @@ def _run_backward(node, g):
                         f"gradients (None for an operand that gets none), not {grads!r:.60}")
     return grads
 
-def _refuse_node(data, parents, backward, op):
+def _check_node(data, parents, backward, op):
+    if (isinstance(data, torch.Tensor) and isinstance(parents, tuple) and callable(backward)
+            and isinstance(op, str)): return
     raise TypeError("make_node takes data, a torch tensor; parents, a tuple; backward, a "
                     f"function; op, a str; not {type(data).__name__}, {type(parents).__name__}, "
                     f"{type(backward).__name__}, {type(op).__name__}")
