@@ -498,7 +498,9 @@ def mean(self:Tensor,
 # %% ../nbs/09_autograd.ipynb #25a36c70
 @patch
 @_named_errors("reshape")
-def reshape(self:Tensor, *shape) -> Tensor:
+def reshape(self:Tensor,
+            *shape, # the new sizes, or one tuple of them
+           ) -> Tensor:
     "The same entries in a new shape: `t.reshape(2, 3)` or `t.reshape((2, 3))`; -1: what fits."
     if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)): shape = shape[0]
     shape, old = _ints(shape, "shape", -1), self.shape
@@ -542,7 +544,9 @@ def max(self:Tensor,
 
 # %% ../nbs/09_autograd.ipynb #31a7108a
 @patch
-def __getitem__(self:Tensor, index) -> Tensor:
+def __getitem__(self:Tensor,
+                index, # an int, a slice, an index tensor, a mask, or a tuple of them
+               ) -> Tensor:
     """Entries picked as torch picks them: `t[0]`, `t[1:, ::2]`, `t[idx]` with an index tensor;
     an entry picked twice gets both gradients."""
     index = tuple(map(_data, index)) if isinstance(index, tuple) else _data(index)
@@ -568,7 +572,9 @@ def detach(self:Tensor) -> Tensor:
 # %% ../nbs/09_autograd.ipynb #93407245
 @patch
 @_named_errors("log_softmax")
-def log_softmax(self:Tensor, dim:int=-1) -> Tensor:
+def log_softmax(self:Tensor,
+                dim:int=-1, # the dimension whose entries make one distribution
+               ) -> Tensor:
     "log(softmax(x)) along `dim`, computed stably (chapter 6) as one operation."
     (dim,) = _check_dims(dim, self.data.ndim, many=False)
     out = self.data.log_softmax(dim)
