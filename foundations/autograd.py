@@ -97,7 +97,7 @@ def _order(root, grads_only):
         if node._backward is _freed: raise RuntimeError(_FREED)
         seen.add(node)
         stack.append((node, True))                       # comes off the stack after all its parents
-        stack.extend((p, False) for p in reversed(node.parents) if isinstance(p, Tensor)
+        stack.extend((p, False) for p in node.parents if isinstance(p, Tensor)
                      and (p.requires_grad or not grads_only) and p not in seen)
     return order[::-1]
 
