@@ -101,7 +101,7 @@ def _order(root, grads_only):
                      and (p.requires_grad or not grads_only) and p not in seen)
     return order[::-1]
 
-def topological_order(root:Tensor, # the tensor backward starts from
+def topological_order(root:"Tensor", # the tensor backward starts from
                      ) -> list: # the Tensors that require grad, root first
     "The tensors `root` was made from that require grad, each before the tensors it was made from."
     _check_root(root)
@@ -142,7 +142,7 @@ def backward(self:Tensor,
             node.parents, node._backward, node._saved = (), _freed, ()
 
 # %% ../nbs/09_autograd.ipynb #7dc94bda
-def backward_steps(root:Tensor, # the tensor backward starts from
+def backward_steps(root:"Tensor", # the tensor backward starts from
                    grad:torch.Tensor|None=None, # as for `backward`
                   ) -> list: # one dict per tensor, in the order backward finishes them
     """The walk of `root.backward(grad)`, step by step, changing no `.grad` and freeing nothing.
@@ -677,7 +677,7 @@ def _xs(rows, below, width):
     return x
 
 # %% ../nbs/09_autograd.ipynb #92b8214c
-def graph_layout(root:Tensor, # the tensor whose graph to lay out
+def graph_layout(root:"Tensor", # the tensor whose graph to lay out
                  names:dict|None=None, # labels for some tensors, {tensor: "w"}; others: shape or op
                 ) -> dict: # {"nodes": [...], "edges": [...], "width": px, "height": px}
     """Where to draw each tensor of `root`'s graph, in pixels: inputs at the top, `root` at the
@@ -734,7 +734,7 @@ def _routes(tensors, edges, x, left, depth, y):
     return routes
 
 # %% ../nbs/09_autograd.ipynb #5d419ebd
-def draw_graph(root:Tensor, # the tensor whose graph to draw (before backward, or with retain_graph)
+def draw_graph(root:"Tensor", # the tensor whose graph to draw (before backward, or with retain_graph)
                names:dict|None=None, # labels for some tensors, {tensor: "w"}; others: shape or op
                ax=None, # a matplotlib Axes to draw on (default: a new figure of the layout's size)
               ): # the matplotlib Axes
@@ -789,7 +789,7 @@ def _check_classification(logits, targets):
                          f"rows (at least one); got {n} targets from {low} to {high}")
     return n
 
-def cross_entropy(logits:Tensor, # scores, shape (n, n_classes), floating point
+def cross_entropy(logits:"Tensor", # scores, shape (n, n_classes), floating point
                   targets:torch.Tensor, # each row's correct class: torch int64 indices, shape (n,)
                  ) -> Tensor: # the mean over rows of -log softmax(logits)[i, targets[i]], a scalar
     "Cross-entropy as two operations: `log_softmax`, then each row's mean negative log-probability."
@@ -809,9 +809,9 @@ def _pairs(*values):
     return [tuple(map(int, v)) if isinstance(v, (tuple, list)) else (int(v), int(v))
             for v in values]
 
-def conv2d(x:Tensor, # images, shape (N, C_in, H, W)
-           weight:Tensor, # kernels, shape (C_out, C_in, kH, kW)
-           bias:Tensor|None=None, # one value per output channel, shape (C_out,), or None
+def conv2d(x:"Tensor", # images, shape (N, C_in, H, W)
+           weight:"Tensor", # kernels, shape (C_out, C_in, kH, kW)
+           bias:"Tensor|None"=None, # one value per output channel, shape (C_out,), or None
            stride:int|tuple[int, int]=1, # step between patches: an int, or (sH, sW)
            padding:int|tuple[int, int]=0, # zeros added on each side: an int, or (pH, pW)
           ) -> Tensor: # feature maps, shape (N, C_out, H_out, W_out)
