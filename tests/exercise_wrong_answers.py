@@ -12,7 +12,6 @@ from torch import nn
 
 import foundations.init as book_init
 from foundations.autograd import Tensor
-import engine_shim  # noqa: F401  (the contract's engine names, until issue 25 lands)
 from foundations.autograd import make_node
 
 # ---- promises of the docstrings ----

@@ -17,7 +17,6 @@ from conftest import NBS, ROOT
 
 import foundations.exercises as grader
 from foundations.exercises import check, exercise_modules, hint, progress
-from engine_shim import engine_api_present  # noqa: F401  (adds the contract's names if missing)
 
 sys.path.insert(0, str(ROOT / "tools"))
 import make_exercises  # noqa: E402
