@@ -27,6 +27,8 @@ _CSS = """
 .fnd-fig fieldset{border:0;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:.2em .8em}
 .fnd-fig legend{float:left;margin-right:.4em;padding:0;font-weight:600}
 .fnd-fig label{white-space:nowrap}
+.fnd-fig label.fnd-wrap{white-space:normal}
+.fnd-fig select{max-width:100%}
 .fnd-fig input[type=range]{vertical-align:middle;width:12em;max-width:55vw}
 .fnd-fig input[type=text]{width:9em;font:inherit;padding:.1em .3em}
 .fnd-fig button,.fnd-fig select{font:inherit;padding:.15em .8em;border:1px solid #889;
@@ -56,8 +58,9 @@ class Figure:
     def __init__(self,
                  html:str, # the whole figure: markup, style, data as JSON, script
                  title:str, # what it shows, in a few words (its text/plain form)
+                 data:dict|None=None, # the data embedded in `html`, for tests to read
                 ):
-        self.html, self.title = html, title
+        self.html, self.title, self.data = html, title, data
 
     def _repr_html_(self): return self.html
     def __repr__(self): return f"<figure: {self.title}, {self.kb:.0f} KB>"
@@ -91,7 +94,7 @@ def _page(fid, title, data, body, script, still="", width=640):
               f'<script type="application/json" class="fnd-data">{_json(data)}</script>'
               f"<script>(function(){{var ID={json.dumps(fid)};{_PRELUDE_JS}{script}}})();"
               "</script></div>")
-    return Figure(markup, title)
+    return Figure(markup, title, data)
 
 # %% ../nbs/11_figures.ipynb #398e6eae
 # Finds the figure's root (its own parent, even if an identical figure sits higher on the page),
@@ -281,8 +284,8 @@ function update(){var a=parse(ins[0].value),b=parse(ins[1].value);
   'numbers separated by commas, such as 256, 256, 3 (nothing at all: a single number).</p>';
   return;}
  out.innerHTML=render(a,b);}
-ins.forEach(function(el){el.addEventListener('input',update);});
-pick.addEventListener('change',function(){var v=pick.value.split(';');
+ins.forEach(function(el){el.addEventListener('input',function(){pick.value='';update();});});
+pick.addEventListener('change',function(){if(!pick.value)return;var v=pick.value.split(';');
  ins[0].value=v[0];ins[1].value=v[1];update();});
 root.fndBroadcast=rule;root.fndRender=render;
 """
@@ -302,12 +305,13 @@ def broadcast_figure(a:tuple=(256, 256, 3), # the first shape shown
     data = {"a": list(a), "b": list(b), "examples": [[list(x), list(y)] for x, y in pairs]}
     fid = _figure_id("bcast", data)
     as_text = lambda s: ", ".join(map(str, s))
-    options = "".join(f'<option value="{as_text(x)};{as_text(y)}">{_shape_text(x)} and '
-                      f'{_shape_text(y)}</option>' for x, y in pairs)
+    options = '<option value="">choose…</option>' + "".join(
+        f'<option value="{as_text(x)};{as_text(y)}"{" selected" if (x, y) == (a, b) else ""}>'
+        f"{_shape_text(x)} and {_shape_text(y)}</option>" for x, y in pairs)
     inputs = "".join(f'<label>Shape of {name}: <input type="text" data-name="{name}" '
                      f'value="{as_text(s)}" spellcheck="false" autocomplete="off"></label>'
                      for name, s in (("a", a), ("b", b)))
-    controls = _controls(inputs, f'<label>or an example: <select>{options}</select></label>')
+    controls = _controls(inputs, f'<label class="fnd-wrap">or an example: <select>{options}</select></label>')
     body = controls + f'<div class="fnd-out" aria-live="polite">{_broadcast_markup(a, b)}</div>'
     title = ("Broadcasting two shapes: aligned at the right, a 1 (or a missing dimension) "
              "stretches, any other difference is an error")
