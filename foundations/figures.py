@@ -311,7 +311,8 @@ def broadcast_figure(a:tuple=(256, 256, 3), # the first shape shown
     inputs = "".join(f'<label>Shape of {name}: <input type="text" data-name="{name}" '
                      f'value="{as_text(s)}" spellcheck="false" autocomplete="off"></label>'
                      for name, s in (("a", a), ("b", b)))
-    controls = _controls(inputs, f'<label class="fnd-wrap">or an example: <select>{options}</select></label>')
+    menu = f'<label class="fnd-wrap">or an example: <select>{options}</select></label>'
+    controls = _controls(inputs, menu)
     body = controls + f'<div class="fnd-out" aria-live="polite">{_broadcast_markup(a, b)}</div>'
     title = ("Broadcasting two shapes: aligned at the right, a 1 (or a missing dimension) "
              "stretches, any other difference is an error")

@@ -47,7 +47,7 @@ def _open(tab, site, name, kind):
     "Open page `name` and return its figure of `kind` (the first), after its script has run."
     tab.goto((site / name).as_uri(), wait_until="load")
     figure = tab.locator(f'.fnd-fig[data-figure="{kind}"]').first
-    assert figure.get_attribute("data-live") == "1", f"{name}: the {kind} figure's script did not run"
+    assert figure.get_attribute("data-live") == "1", f"{name}: the {kind} figure's script never ran"
     return figure
 
 
@@ -59,7 +59,8 @@ def _shapes():
     sizes = (0, 1, 2, 3, 5)
     shapes = [()] + [s for rank in (1, 2) for s in itertools.product(sizes, repeat=rank)]
     shapes += [(2, 1, 3), (1, 3, 1), (5, 0, 1), (1, 1, 1, 3), (4, 1, 2, 3), (3, 1, 1, 1)]
-    pairs = list(itertools.product(shapes[:16], repeat=2)) + [(a, b) for a in shapes for b in shapes[-12:]]
+    pairs = list(itertools.product(shapes[:16], repeat=2))
+    pairs += [(a, b) for a in shapes for b in shapes[-12:]]
     return [(list(a), list(b)) for a, b in pairs[:441]]
 
 
@@ -79,7 +80,7 @@ def test_broadcasting_rule_agrees_with_torch(plain_site, tab):
 def test_broadcasting_figure_controls(plain_site, tab):
     figure = _open(tab, plain_site, "broadcasting.html", "bcast")
     out = figure.locator(".fnd-out")
-    still = out.inner_html()   # drawn by Python; the browser's drawing of the same shapes must match
+    still = out.inner_html()   # drawn by Python: the browser's drawing of these shapes must match
     a, b = (figure.locator(f'input[data-name="{n}"]').input_value() for n in "ab")
     redrawn = figure.evaluate("(el, ab) => {const t = document.createElement('template');"
                               " t.innerHTML = el.fndRender(ab[0], ab[1]); return t.innerHTML;}",
@@ -189,19 +190,22 @@ def test_backward_figure(plain_site, tab):
     a, b = torch.tensor(2., requires_grad=True), torch.tensor(-3., requires_grad=True)
     d = a * b + a
     (d * d).backward()
-    buttons = {name: figure.get_by_role("button", name=name) for name in ("◀ Back", "Step ▶", "Reset")}
+    buttons = {name: figure.get_by_role("button", name=name)
+               for name in ("◀ Back", "Step ▶", "Reset")}
     assert buttons["◀ Back"].is_disabled() and "Before backward" in _text(figure, "say")
     buttons["Step ▶"].focus()
     for _ in range(5): buttons["Step ▶"].press("Enter")
     assert buttons["Step ▶"].is_disabled() and figure.get_attribute("data-state") == "5"
-    assert (_text(figure, "g3"), _text(figure, "g4")) == (f".grad {a.grad.item():g}", f".grad {b.grad.item():g}")
+    assert _text(figure, "g3") == f".grad {a.grad.item():g}"
+    assert _text(figure, "g4") == f".grad {b.grad.item():g}"
     assert f"a.grad = {a.grad.item():g}; b.grad = {b.grad.item():g}." in _text(figure, "say")
     buttons["◀ Back"].click()
     buttons["◀ Back"].click()
     buttons["◀ Back"].click()   # after step 2: a holds d's -8 and waits for c's 24
     assert _text(figure, "g3") == "Σ so far -8" and _text(figure, "t3") == "-8"
     buttons["Step ▶"].click()   # c hands a 24: a's sum is written out
-    assert "added to what it had: -8 + 24 = 16" in _text(figure, "say") and _text(figure, "g3") == "Σ 16"
+    assert "added to what it had: -8 + 24 = 16" in _text(figure, "say")
+    assert _text(figure, "g3") == "Σ 16"
     buttons["Reset"].click()
     assert figure.get_attribute("data-state") == "0" and _text(figure, "g3") == ""
     assert not tab.errors, tab.errors
@@ -221,7 +225,8 @@ def test_every_figure_fits_and_degrades(plain_site, browser):
             assert figure.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), name
         still.goto((plain_site / name).as_uri(), wait_until="load")
         figure = still.locator(f'.fnd-fig[data-figure="{kind}"]').first
-        assert figure.locator(".fnd-still").is_visible() and not figure.locator(".fnd-controls").is_visible()
+        assert figure.locator(".fnd-still").is_visible()
+        assert not figure.locator(".fnd-controls").is_visible()
         assert figure.locator("svg, table").first.is_visible(), name
     narrow.close()
     still.context.close()
