@@ -106,6 +106,8 @@ if(!root||root.getAttribute('data-live'))return;root.setAttribute('data-live','1
 var spec=JSON.parse(root.querySelector('script.fnd-data').textContent);
 root.querySelectorAll('.fnd-controls').forEach(function(c){c.hidden=false;});
 root.querySelector('.fnd-still').hidden=true;
+var nth=window.fndFigures=(window.fndFigures||0)+1;   // two copies of a figure: separate radios
+root.querySelectorAll('input[type=radio]').forEach(function(r){r.name+='-'+nth;});
 """
 
 # Figures whose every state Python drew: `spec.states[key]` maps data-k names to the attributes
