@@ -10,7 +10,8 @@ __all__ = ['Figure', 'broadcast_figure', 'depth_runs', 'depth_figure', 'learning
 # %% ../nbs/11_figures.ipynb #f2d080fc
 import contextlib, hashlib, html, json, math
 import torch
-from .broadcasting import broadcast_shapes
+from .core import check_int, check_tensor
+from .broadcasting import broadcast_shapes, _as_shape
 from .init import activation_stds, relu
 
 # %% ../nbs/11_figures.ipynb #3cd1fed5
@@ -302,8 +303,9 @@ def broadcast_figure(a:tuple=(256, 256, 3), # the first shape shown
                      examples:tuple=_BROADCAST_EXAMPLES, # pairs of shapes the reader can pick
                     ) -> Figure: # two text inputs and a menu of examples; the table and verdict
     "Shapes `a` and `b` aligned from the right, the stretched sizes, and `a + b`'s shape or error."
-    a, b = (tuple(broadcast_shapes(s)) for s in (a, b))   # checked and made tuples, as chapter 2
-    pairs = [(tuple(x), tuple(y)) for x, y in examples]
+    a, b = _as_shape(a, "a"), _as_shape(b, "b")   # checked and made tuples, as chapter 2 does
+    pairs = [(_as_shape(x, f"examples[{i}][0]"), _as_shape(y, f"examples[{i}][1]"))
+             for i, (x, y) in enumerate(examples)]
     data = {"a": list(a), "b": list(b), "examples": [[list(x), list(y)] for x, y in pairs]}
     fid = _figure_id("bcast", data)
     as_text = lambda s: ", ".join(map(str, s))
@@ -341,6 +343,8 @@ def depth_runs(n_layers:int=50, # how many random square layers
                seed:int=1, # the weights' seed (the inputs use seed 0)
               ) -> dict: # {"i|relu|xavier": stds (n_layers,)} for every position and switch
     "The activations' stds of chapter 3's experiment for every setting of `depth_figure`."
+    width, batch = check_int(width, "width"), check_int(batch, "batch")
+    seed = check_int(seed, "seed", minimum=0)
     x = torch.randn(batch, width, generator=torch.Generator().manual_seed(0))
     runs = {}
     with _one_thread():
@@ -383,6 +387,7 @@ def depth_figure(n_layers:int=50, # how many random square layers
                  seed:int=1, # the weights' seed: every setting draws the same weights
                 ) -> Figure: # a slider for the scale, switches for ReLU and the recipe
     "Chapter 3's depth experiment, explorable: the activations' std through `n_layers` layers."
+    n_layers, width = check_int(n_layers, "n_layers"), check_int(width, "width")
     runs, factors = depth_runs(n_layers, width, batch, _DEPTH_FACTORS, seed), _DEPTH_FACTORS
     plot = _Plot((1, n_layers), (-46, 40))
     states = {key: _depth_state(plot, stds, factors[int(key.split("|")[0])],
@@ -456,12 +461,28 @@ def _legend(x, y, entries):
     return out
 
 # %% ../nbs/11_figures.ipynb #e6b4ca0f
+def _check_histories(histories):
+    "`histories` if it is {rate: history}, each history with the same number of epochs; else raise."
+    if not isinstance(histories, dict):
+        raise TypeError(f"histories must be a dict {{rate: history}}, "
+                        f"not {type(histories).__name__}")
+    if not histories: raise ValueError("histories must hold at least one learning rate")
+    keys, lengths = ("train_loss", "valid_loss", "valid_acc"), set()
+    for rate, history in histories.items():
+        if not isinstance(history, dict) or any(k not in history for k in keys):
+            raise ValueError(f"histories[{rate!r}] must be a history from fit, "
+                             f"with {', '.join(keys)}")
+        lengths |= {len(history[k]) for k in keys}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError(f"every history must hold the same number of epochs (at least 1); "
+                         f"got lengths {sorted(lengths)}")
+    return histories
+
 def learning_rate_figure(histories:dict, # {learning rate: the history `fit` returned}
                          marked:float|None=None, # a rate drawn in grey, and shown first
                         ) -> Figure: # a slider over the rates, two panels of curves
     "Chapter 6's training at every learning rate in `histories`, one slider position per rate."
-    rates = sorted(histories)
-    if not rates: raise ValueError("histories must hold at least one learning rate")
+    rates = sorted(_check_histories(histories))
     marked = rates[len(rates) // 2] if marked is None else marked
     if marked not in histories: raise ValueError(f"marked={marked!r} is not a rate of histories")
     n_epochs = len(histories[marked]["train_loss"])
@@ -502,7 +523,7 @@ def tensor_text(t:torch.Tensor, # the tensor to show
                 most:int=12, # up to this many elements: all of them; more: the shape and a few
                ) -> str: # e.g. "2.5", "[1, -2]", "(10, 3) [0.1, 0.2, 0.3, …]"
     "A tensor in a few characters: its numbers if it is small, else its shape and its first few."
-    t = t.detach().cpu()
+    t = check_tensor(t, "t").detach().cpu()
     if t.numel() <= most: return _nested(t.tolist())
     first = ", ".join(_num(v) for v in t.flatten()[:max(most // 4, 1)].tolist())
     return f"{_shape_text(tuple(t.shape))} [{first}, …]"
@@ -620,6 +641,10 @@ def backward_figure(layout:dict, # `graph_layout(root)`: nodes, edges, width, he
                     steps:list, # `backward_steps(root)`: one dict per finished node, in order
                    ) -> Figure: # Step, Back and Reset through backward, on the graph
     "Step through `backward` on a graph: who is finished, what it hands each parent, the sums."
+    if not isinstance(layout, dict) or not {"nodes", "edges"} <= set(layout):
+        raise TypeError("layout must be the dict graph_layout returns, with nodes and edges")
+    if not isinstance(steps, list):
+        raise TypeError(f"steps must be a list, not {type(steps).__name__}")
     nodes, edges = layout["nodes"], layout["edges"]
     if [n["id"] for n in nodes] != list(range(len(nodes))):
         raise ValueError("layout's node ids must be 0, 1, 2, ... in order (indices into nodes)")
