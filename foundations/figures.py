@@ -534,6 +534,10 @@ _NODE_STYLES = {"idle": dict(fill="#f4f4f4", stroke="#999", stroke_width=1),
                 "current": dict(fill="#ffe0b2", stroke="#e65100", stroke_width=3),
                 "done": dict(fill="#e8f5e9", stroke="#2e7d32", stroke_width=1.5)}
 
+def _short(t):
+    "A tensor in the graph itself: up to two numbers, else its shape (the prose has the numbers)."
+    return tensor_text(t, 2) if t.numel() <= 2 else _shape_text(tuple(t.shape))
+
 def _who(node): return node["name"] or f"{node['label']} (node {node['id']})"
 
 def _walk(steps):
@@ -559,19 +563,22 @@ def _backward_state(nodes, steps, walked, k):
     "What the backward figure shows after `k` steps: node colours and texts, edge labels, prose."
     done = {s["node"]: (j, s["grad"]) for j, s in enumerate(steps[:k], 1)}
     totals = steps[k - 1]["totals"] if k else {}
+    parts = {}   # how many contributions each node has received so far
+    for hands in walked[:k]:
+        for to, *_ in hands: parts[to] = parts.get(to, 0) + 1
     state = {}
     for node in nodes:
         i = node["id"]
         if i in done:
             style = "current" if done[i][0] == k else "done"
-            text = (".grad " if node["kind"] == "leaf" else "grad ") + tensor_text(done[i][1], 3)
-        elif i in totals: style, text = "pending", "Σ so far " + tensor_text(totals[i], 3)
+            text = (".grad " if node["kind"] == "leaf" else "grad ") + _short(done[i][1])
+        elif i in totals:
+            many = f" ({parts[i]} parts)" if parts.get(i, 0) > 1 else ""
+            style, text = "pending", "Σ " + _short(totals[i]) + many
         else: style, text = "idle", ""
         state[f"n{i}"] = {k2.replace("_", "-"): v for k2, v in _NODE_STYLES[style].items()}
         state[f"g{i}"] = {"text": text}
     hands = walked[k - 1] if k else []
-    for to, slot, grad, before, after in hands:
-        if before is not None: state[f"g{to}"] = {"text": "Σ " + tensor_text(after, 3)}
     state["say"] = {"text": _backward_prose(nodes, steps, hands, k)}
     return state, {(h[0], h[1]): h[2] for h in hands}
 
@@ -656,7 +663,7 @@ def backward_figure(layout:dict, # `graph_layout(root)`: nodes, edges, width, he
             grad = hands.get((e["src"], e["slot"])) if e["dst"] == finishing else None
             state[f"e{j}"] = {"stroke": "#e65100" if grad is not None else "#aaa",
                               "stroke-width": 3 if grad is not None else 1.5}
-            state[f"t{j}"] = {"text": "" if grad is None else tensor_text(grad, 3)}
+            state[f"t{j}"] = {"text": "" if grad is None else _short(grad)}
         states[str(k)] = state
     grads = {str(s["node"]): {"shape": list(s["grad"].shape), "values": [
         v if math.isfinite(v) else None for v in s["grad"].detach().flatten()[:64].tolist()]}

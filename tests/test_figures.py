@@ -202,10 +202,10 @@ def test_backward_figure(plain_site, tab):
     buttons["◀ Back"].click()
     buttons["◀ Back"].click()
     buttons["◀ Back"].click()   # after step 2: a holds d's -8 and waits for c's 24
-    assert _text(figure, "g3") == "Σ so far -8" and _text(figure, "t3") == "-8"
+    assert _text(figure, "g3") == "Σ -8" and _text(figure, "t3") == "-8"
     buttons["Step ▶"].click()   # c hands a 24: a's sum is written out
     assert "added to what it had: -8 + 24 = 16" in _text(figure, "say")
-    assert _text(figure, "g3") == "Σ 16"
+    assert _text(figure, "g3") == "Σ 16 (2 parts)"
     buttons["Reset"].click()
     assert figure.get_attribute("data-state") == "0" and _text(figure, "g3") == ""
     assert not tab.errors, tab.errors
