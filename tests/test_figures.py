@@ -19,7 +19,14 @@ pytestmark = pytest.mark.skipif(not Path(chromium_path()).exists(),
                                 reason=f"no Chromium at {chromium_path()}")
 
 FIGURE_PAGES = {"broadcasting.html": "bcast", "init.html": "depth", "training.html": "rate",
-                "figures.html": "backward"}
+                "figures.html": "backward"}   # at least these; `_pages_with` finds every one
+
+
+def _pages_with(site, kind=""):
+    "The built pages that hold a figure (of `kind`), found in their HTML without a browser."
+    mark = f'data-figure="{kind}' if kind else 'class="fnd-fig"'
+    return sorted(page.relative_to(site).as_posix() for page in site.rglob("*.html")
+                  if mark in page.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +222,9 @@ def test_every_figure_fits_and_degrades(plain_site, browser):
     "Under 200 KB; no sideways scroll in a 390 px window; a still frame with scripts off."
     narrow = browser.new_page(viewport={"width": 390, "height": 800})
     still = browser.new_context(java_script_enabled=False, viewport=VIEWPORT).new_page()
-    for name, kind in FIGURE_PAGES.items():
+    pages = _pages_with(plain_site)
+    assert set(FIGURE_PAGES) <= set(pages), pages
+    for name in pages:
         narrow.goto((plain_site / name).as_uri(), wait_until="load")
         for figure in narrow.locator(".fnd-fig").all():
             size = len(figure.evaluate("el => el.outerHTML").encode())
@@ -224,9 +233,25 @@ def test_every_figure_fits_and_degrades(plain_site, browser):
             assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (name, box)
             assert figure.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), name
         still.goto((plain_site / name).as_uri(), wait_until="load")
-        figure = still.locator(f'.fnd-fig[data-figure="{kind}"]').first
-        assert figure.locator(".fnd-still").is_visible()
-        assert not figure.locator(".fnd-controls").is_visible()
-        assert figure.locator("svg, table").first.is_visible(), name
+        for figure in still.locator(".fnd-fig").all():
+            assert figure.locator(".fnd-still").is_visible()
+            assert not figure.locator(".fnd-controls").is_visible()
+            assert figure.locator("svg, table").first.is_visible(), name
     narrow.close()
     still.context.close()
+
+
+def test_every_backward_figure_ends_with_every_gradient(plain_site, tab):
+    "On every page (chapter 9's too): Step to the end; each finished node shows its gradient."
+    for name in _pages_with(plain_site, "backward"):
+        tab.goto((plain_site / name).as_uri(), wait_until="load")
+        for figure in tab.locator('.fnd-fig[data-figure="backward"]').all():
+            data = json.loads(figure.locator("script.fnd-data").text_content())
+            n = len(data["grads"])
+            step = figure.get_by_role("button", name="Step ▶")
+            for _ in range(n): step.click()
+            assert step.is_disabled() and figure.get_attribute("data-state") == str(n), name
+            for node in data["grads"]:
+                assert _text(figure, f"g{node}").startswith((".grad ", "grad ")), (name, node)
+            assert "Done: " in _text(figure, "say"), name
+    assert not tab.errors, tab.errors
