@@ -326,7 +326,7 @@ def broadcast_figure(a:tuple=(256, 256, 3), # the first shape shown
 # %% ../nbs/11_figures.ipynb #08b4577d
 @contextlib.contextmanager
 def _one_thread():
-    "Run small matrix products on one thread (faster than splitting them), then restore."
+    "Run on one torch thread, as chapter 6's training does; then give the setting back."
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try: yield
