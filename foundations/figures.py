@@ -600,11 +600,22 @@ def _backward_prose(nodes, steps, hands, k):
     return say
 
 # %% ../nbs/11_figures.ipynb #fabb6f08
+def _route(points):
+    """An edge given as its route, [[x, y], ...]: the SVG path, and a place for its label on the
+    last leg, nearer the result than the parent (whose own text sits just below it)."""
+    (x0, y0), (x1, y1) = points[-2], points[-1]
+    return ("M" + "L".join(f"{x:.1f} {y:.1f}" for x, y in points),
+            (x0 + 0.7 * (x1 - x0), y0 + 0.7 * (y1 - y0) + 8))
+
 def _edge_paths(nodes, edges):
-    "Each edge as an SVG path, parent to child (bent apart if two share both ends), and its middle."
+    """Each edge as an SVG path, parent to child, and its middle: along its route if the layout
+    gives one (`points`), else a curve from centre to centre, bent apart if two share both ends."""
     shared, paths = {}, []
     for e in edges: shared.setdefault((e["src"], e["dst"]), []).append(e["slot"])
     for e in edges:
+        if len(e.get("points") or []) >= 2:
+            paths.append(_route(e["points"]))
+            continue
         (x0, y0), (x1, y1) = ((nodes[i]["x"], nodes[i]["y"]) for i in (e["src"], e["dst"]))
         slots = shared[(e["src"], e["dst"])]
         bend = (slots.index(e["slot"]) - (len(slots) - 1) / 2) * 36
@@ -618,8 +629,8 @@ def _edge_paths(nodes, edges):
 def _graph_svg(nodes, edges, s):
     "The graph in state `s`: edges under the nodes, each node a box with its label and gradient."
     xs, ys = [n["x"] for n in nodes], [n["y"] for n in nodes]
-    x0, y0 = min(xs) - 80, min(ys) - 30
-    w, h = max(xs) - min(xs) + 160, max(ys) - min(ys) + 74
+    x0, y0 = min(xs) - 80, min(ys) - 24
+    w, h = max(xs) - min(xs) + 160, max(ys) - min(ys) + 66
     parts = []
     for k, (d, (mx, my)) in enumerate(_edge_paths(nodes, edges)):
         parts += [_el("path", f"e{k}", s, d=d, fill="none"),
@@ -627,15 +638,13 @@ def _graph_svg(nodes, edges, s):
                       font_size=12, fill="#e65100", stroke="#fff", stroke_width=3,
                       paint_order="stroke", font_weight=600)]
     for n in nodes:
-        label = (n["label"] if not n["name"] or n["name"] == n["label"]
-                 else f"{n['name']} = {n['label']}")
-        width = max(40, 8 * len(label) + 18)
+        width = max(32, 6.7 * len(n["label"]) + 18)   # the box graph_layout made room for
         parts += [_el("rect", f"n{n['id']}", s, x=f"{n['x'] - width / 2:.1f}",
-                      y=f"{n['y'] - 13:.1f}",
-                      width=width, height=26, rx=4 if n["kind"] == "leaf" else 13),
-                  _el("text", text=label, x=n["x"], y=n["y"] + 5, text_anchor="middle",
-                      font_size=13, fill="#222"),
-                  _el("text", f"g{n['id']}", s, x=n["x"], y=n["y"] + 30, text_anchor="middle",
+                      y=f"{n['y'] - 12:.1f}",
+                      width=f"{width:.1f}", height=24, rx=3 if n["kind"] == "leaf" else 12),
+                  _el("text", text=n["label"], x=n["x"], y=n["y"] + 4, text_anchor="middle",
+                      font_size=12, fill="#222"),
+                  _el("text", f"g{n['id']}", s, x=n["x"], y=n["y"] + 26, text_anchor="middle",
                       font_size=12, fill="#333", stroke="#fff", stroke_width=3,
                       paint_order="stroke")]
     return (f'<svg viewBox="{x0:.0f} {y0:.0f} {w:.0f} {h:.0f}" role="img" '
