@@ -240,7 +240,8 @@ def _broadcast_markup(a, b):
         for name, v, sz in (("a", x, size_x), ("b", y, size_y)):
             kind = ("bad" if bad else "str" if sz == 1 and size != 1
                     else "gap" if v is None else "sz")
-            text = f"1→{size}" if kind == "str" else "1" if v is None else str(v)
+            one = "1" if v is not None else "(1)"   # a missing dimension counts as 1
+            text = f"{one}→{size}" if kind == "str" else one if v is None else str(v)
             rows[name].append(f'<td class="{kind}">{text}</td>')
         result.append('<td class="bad">✗</td>' if bad else f'<td class="sz">{size}</td>')
     table = "".join(f'<tr><th scope="row">{name}</th>{"".join(cells)}</tr>'
@@ -274,7 +275,7 @@ function render(a,b){var n=Math.max(a.length,b.length),rows={a:'',b:''},res='';
   sx=x===null?1:x,sy=y===null?1:y,bad=sx!==sy&&sx!==1&&sy!==1,size=sx===1?sy:sx;
   [['a',x,sx],['b',y,sy]].forEach(function(r){
    var kind=bad?'bad':r[2]===1&&size!==1?'str':r[1]===null?'gap':'sz',
-    text=kind==='str'?'1→'+size:r[1]===null?'1':String(r[1]);
+    one=r[1]===null?'(1)':'1',text=kind==='str'?one+'→'+size:r[1]===null?one:String(r[1]);
    rows[r[0]]+='<td class="'+kind+'">'+text+'</td>';});
   res+=bad?'<td class="bad">✗</td>':'<td class="sz">'+size+'</td>';}
  var table=[['a',rows.a],['b',rows.b],['a + b',res]].map(function(r){
