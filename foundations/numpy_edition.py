@@ -424,7 +424,7 @@ def _scalar_value(value):
 def _perturbable(x, eps):
     "Check that each entry of `x` can be moved by ±eps in place."
     check_array(x, "x")
-    if x.dtype != np.float64:
+    if x.dtype.newbyteorder("=") != np.float64:   # float64 in either byte order
         raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} "
                         "is lost to rounding in lower precision; convert x and what f reads with "
                         ".astype(np.float64)")
