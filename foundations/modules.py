@@ -66,13 +66,20 @@ class Model:
     def __repr__(self): return f"{type(self).__name__}({self.layers}, loss={self.loss})"
 
 # %% ../nbs/05_modules.ipynb #d48d017b
+def _reused_error(layer):
+    "The error for a layer asked twice to send back the same gradient: one object, two places."
+    name = type(layer).__name__
+    return ValueError(f"{name}.backward() already sent this gradient back: a layer remembers "
+                      f"only its latest call, so one {name} object used in two places cannot "
+                      f"reach the earlier one; give each place its own object ({name}() twice)")
+
 class LayerFunction:
     "Base class for a layer with a hand-written backward pass: subclasses define `forward`, `bwd`."
     def __init__(self): self.args, self.out = (), None   # nothing to remember before the first call
 
     def __call__(self, *args):
         "Compute the output from the inputs `args`, and remember both for `backward`."
-        self.args = args
+        self.args, self._sent = args, None   # nothing sent back yet from this call
         self.out = self.forward(*args)
         return self.out
 
@@ -91,7 +98,10 @@ class LayerFunction:
         if getattr(self, "out", None) is None:
             raise RuntimeError(f"{type(self).__name__}.backward() needs a forward pass first: "
                                "call the layer on its inputs")
+        g = getattr(self.out, "g", None)
+        if g is not None and g is getattr(self, "_sent", None): raise _reused_error(self)
         self.bwd(self.out, *self.args)
+        self._sent = g   # this gradient has gone back; the next one must be new
 
     def __repr__(self): return f"{type(self).__name__}()"
 

@@ -228,7 +228,10 @@ def _check_rng(rng):
 def _normal_weights(n_in, n_out, std_of_fan_in, rng, dtype):
     "Normal weights of shape (n_in, n_out) with standard deviation `std_of_fan_in(n_in)`."
     n_in, n_out = check_int(n_in, "n_in"), check_int(n_out, "n_out")
-    dtype = np.dtype(np.float64 if dtype is None else dtype)
+    try: dtype = np.dtype(np.float64 if dtype is None else dtype)
+    except TypeError:   # a torch.dtype, say, or a string NumPy does not know
+        problem = f"dtype must be a NumPy floating dtype such as np.float32, not {dtype!r}"
+        raise TypeError(problem) from None
     if not np.issubdtype(dtype, np.floating):
         raise TypeError(f"weights need a floating-point dtype, got {dtype}")
     w = _check_rng(rng).standard_normal((n_in, n_out))
@@ -264,6 +267,15 @@ def _std(a):
     return (a / divisor[..., None, None]).std(axis=(-2, -1), ddof=1) * divisor
 
 # %% ../nbs/08_numpy_edition.ipynb #c6e437e3
+def _keeping_shape(nonlinearity, x):
+    "`nonlinearity(x)`, if it is an array of x's shape: the next square layer needs that width."
+    out = nonlinearity(x)
+    if not isinstance(out, np.ndarray) or out.shape != x.shape:
+        got = out.shape if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"nonlinearity must return an array of its input's shape {x.shape} "
+                         f"(the next layer is square), but it returned {got}")
+    return out
+
 def activation_stds(x:np.ndarray, # the input batch (n, width), or a stack (..., n, width)
                     n_layers:int, # how many square (width, width) random layers to stack
                     scale:float, # each layer's weights are N(0, 1) times this
@@ -274,13 +286,16 @@ def activation_stds(x:np.ndarray, # the input batch (n, width), or a stack (...,
     "Push `x` through `n_layers` random layers; return the std of what each layer hands on."
     check_shapes("activation_stds", x=(x, "... n width"), floating=True)
     n_layers, scale = check_int(n_layers, "n_layers"), check_number(scale, "scale")
+    if x.size == 0 or x.shape[-2] * x.shape[-1] < 2:
+        raise ValueError(f"activation_stds needs at least two activations per batch to measure a "
+                         f"spread; x has shape {x.shape}")
     rng = _check_rng(rng)
     # one (width, width) matrix per batch
     weight_shape, stds = (*x.shape[:-2], x.shape[-1], x.shape[-1]), []
     for _ in range(n_layers):
         w = rng.standard_normal(weight_shape).astype(x.dtype, copy=False) * x.dtype.type(scale)
         x = x @ w
-        if nonlinearity is not None: x = nonlinearity(x)
+        if nonlinearity is not None: x = _keeping_shape(nonlinearity, x)
         stds.append(_std(x))
     return np.stack(stds, axis=-1)
 

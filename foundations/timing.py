@@ -49,7 +49,7 @@ def median_time(f,          # the function to time
 
 # %% ../nbs/02_broadcasting.ipynb #41d66bbb
 import os, platform
-from .core import check_number, check_device
+from .core import FLOAT_DTYPES, check_number, check_device
 from .matmul import matmul_loops, matmul_elementwise
 from .broadcasting import matmul_broadcast, matmul_einsum
 
@@ -110,8 +110,9 @@ def _ladder_names(methods):
 
 def _check_ladder_product(n, k, m, dtype, device):
     "Refuse a dtype, device or size the ladder cannot time and check; return the error tolerance."
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"speed_ladder needs a floating-point torch dtype, got {dtype!r}")
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"speed_ladder needs a floating-point torch dtype (float16, bfloat16, "
+                        f"float32 or float64), got {dtype!r}")
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"speed_ladder times products on the CPU or a CUDA GPU; device is {device}")
     tolerance = 4 * torch.finfo(dtype).eps / 2 * k ** 0.5   # rounding of random sign grows like √k
