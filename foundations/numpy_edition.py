@@ -40,8 +40,9 @@ def check_array(t, # the value to check
     if not isinstance(t, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, not {type(t).__name__}")
     if floating and not np.issubdtype(t.dtype, np.floating):
+        fix = "" if t.dtype.kind == "c" else f": convert it with {name}.astype(np.float32)"
         raise TypeError(f"{name} must hold floating-point numbers (float16, float32 or float64), "
-                        f"but its dtype is {t.dtype}")
+                        f"but its dtype is {t.dtype}{fix}")
     ranks = (ndim,) if isinstance(ndim, int) else ndim
     if ranks is not None and t.ndim not in ranks:
         allowed = " or ".join(f"{r}-D" for r in ranks)
@@ -229,7 +230,7 @@ def _normal_weights(n_in, n_out, std_of_fan_in, rng, dtype):
     "Normal weights of shape (n_in, n_out) with standard deviation `std_of_fan_in(n_in)`."
     n_in, n_out = check_int(n_in, "n_in"), check_int(n_out, "n_out")
     try: dtype = np.dtype(np.float64 if dtype is None else dtype)
-    except TypeError:   # a torch.dtype, say, or a string NumPy does not know
+    except TypeError:   # a PyTorch dtype, say, or a name NumPy does not know
         problem = f"dtype must be a NumPy floating dtype such as np.float32, not {dtype!r}"
         raise TypeError(problem) from None
     if not np.issubdtype(dtype, np.floating):
