@@ -223,3 +223,19 @@ def test_numerical_grad_on_layouts():
                        f"numerical_grad on {tuple(x.shape)}")
     a = np.linspace(-1, 1, 6).reshape(2, 3)
     record_correct(np.allclose(B.numerical_grad(lambda: float(np.sin(a).sum()), a), np.cos(a), atol=1e-8), "NumPy")
+
+
+# ---- issue 27: NumPy arrays of every valid layout -------------------------------------------------
+def test_numerical_grad_on_big_endian_reversed_and_grad_arrays():
+    "Big-endian float64, a negative-stride view and a GradArray are valid x: correct derivatives."
+    from foundations.numpy_edition import GradArray
+    base = np.linspace(-1, 1, 6)
+    for x in (base.astype(">f8"), base[::-1], base.reshape(2, 3)[:, ::-2], GradArray(base.copy())):
+        before = np.array(x, copy=True)
+        outcome, value = judge(B.numerical_grad, lambda: float((np.asarray(x) ** 3).sum()), x)
+        record_correct(outcome == "result" and isinstance(value, np.ndarray)
+                       and np.allclose(value, 3 * before ** 2, atol=1e-6)
+                       and np.array_equal(x, before), f"numerical_grad on {x.dtype} {x.strides}")
+    overlapping = np.lib.stride_tricks.as_strided(np.zeros(3), (3, 2), (8, 8))
+    outcome, e = judge(B.numerical_grad, lambda: 0.0, overlapping, names=("overlap",))
+    assert outcome == "error"   # read-only or overlapping: either way refused by name

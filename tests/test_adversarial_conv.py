@@ -131,3 +131,15 @@ def test_layers():
     outcome, scores = judge(net, images(2, 1, 8, 8))
     assert outcome == "result" and scores.shape == (2, 10)
     assert judge(net, images(2, 3, 8, 8), names=("c_in",))[0] == "error"  # three channels where one is expected
+
+
+# ---- issue 27: channels of the wrong kind name the kind ------------------------------------------
+def test_digits_cnn_channels_of_the_wrong_kind():
+    "A string is no tuple of channels: TypeError naming channels and str; two numbers: ValueError."
+    outcome, e = judge(C.DigitsCNN, channels="abc", names=("channels",))
+    assert outcome == "error" and isinstance(e, TypeError) and "not str" in str(e)
+    outcome, e = judge(C.DigitsCNN, channels=(16, 32), names=("channels",))
+    assert outcome == "error" and isinstance(e, ValueError)
+    for dtype in [getattr(torch, "float8_e4m3fn", torch.int64), torch.int64]:
+        outcome, e = judge(C.DigitsCNN, dtype=dtype, names=("dtype",))
+        assert outcome == "error" and isinstance(e, TypeError)

@@ -17,8 +17,10 @@ FAST = settings(max_examples=30, derandomize=True, deadline=None, database=None)
 
 
 def test_every_public_name_is_covered():
-    assert set(C.__all__) == {"check_tensor", "check_shapes", "match_shapes", "check_int", "check_number", "check_device", "check_column_or_vector",
-                              "add_grad", "zero_grads", "upstream_grad"}
+    assert set(C.__all__) == {
+        "check_tensor", "check_shapes", "match_shapes", "check_int", "check_number", "check_device",
+        "check_column_or_vector", "add_grad", "zero_grads", "upstream_grad", "FLOAT_DTYPES",
+        "CLASS_DTYPES", "check_class_targets"}
 
 
 # ---- check_tensor ---------------------------------------------------------------------------------------
@@ -28,7 +30,7 @@ def test_every_public_name_is_covered():
 def test_check_tensor(value, ndim, floating):
     "Returns the very tensor when it fits; otherwise TypeError (kind, dtype) or ValueError (rank) naming it."
     outcome, result = judge(C.check_tensor, value, "arg", ndim=ndim, floating=floating, names=("arg",))
-    fits = (isinstance(value, torch.Tensor) and (not floating or value.is_floating_point())
+    fits = (isinstance(value, torch.Tensor) and (not floating or value.dtype in C.FLOAT_DTYPES)
             and (ndim is None or value.ndim in ((ndim,) if isinstance(ndim, int) else ndim)))
     record_correct((outcome == "result") == fits, f"check_tensor({value!r:.40}, ndim={ndim}, floating={floating})")
     if outcome == "result": assert result is value
@@ -221,3 +223,64 @@ def test_upstream_grad():
     out.g = torch.ones(2, 3)
     assert C.upstream_grad(out, "relu_grad") is out.g
     assert judge(C.upstream_grad, None, "relu_grad", names=("out",))[0] == "error"
+
+
+# ---- issue 27: float8 and sparse tensors, and the one home of the class-target checks -------------
+FLOAT8 = [getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name)]
+
+
+@pytest.mark.parametrize("dtype", FLOAT8)
+def test_float8_is_refused_with_the_fix(dtype):
+    "PyTorch stores float8 but can hardly compute with it: refused by name, with .float()."
+    t = torch.zeros(2, 3).to(dtype)
+    for call in (lambda: C.check_tensor(t, "x", floating=True),
+                 lambda: C.check_shapes("f", floating=True, x=(t, "n k"))):
+        outcome, e = judge(call, names=("x",))
+        assert outcome == "error" and isinstance(e, TypeError) and "x.float()" in str(e)
+
+
+def test_sparse_tensors_are_refused_with_the_fix():
+    "A sparse layout is the wrong kind of tensor for every check: TypeError with .to_dense()."
+    t = torch.eye(3).to_sparse()
+    for call in (lambda: C.check_tensor(t, "x"), lambda: C.check_shapes("f", x=(t, "n k")),
+                 lambda: C.check_column_or_vector("f", x=torch.ones(3).to_sparse())):
+        outcome, e = judge(call, names=("x",))
+        assert outcome == "error" and isinstance(e, TypeError) and "x.to_dense()" in str(e)
+
+
+def test_int_inputs_say_how_to_convert():
+    "The book refuses integer activations; the message says how to convert them."
+    outcome, e = judge(C.check_tensor, torch.ones(2, dtype=torch.int64), "x", floating=True)
+    assert outcome == "error" and str(e).endswith("convert it with x.float()")
+    outcome, e = judge(C.check_tensor, torch.ones(2, dtype=torch.complex64), "x", floating=True)
+    assert outcome == "error" and ".float()" not in str(e)   # dropping a complex part is no fix
+
+
+@pytest.mark.parametrize("dtype", C.CLASS_DTYPES)
+def test_check_class_targets_takes_every_integer_dtype(dtype):
+    "Class indices in any integer dtype, uint16 and uint64 included: checked, and n returned."
+    logits, targets = torch.randn(4, 3), torch.tensor([0, 2, 1, 2]).to(dtype)
+    record_correct(judge(C.check_class_targets, logits, targets) == ("result", 4), f"{dtype}")
+    bad = torch.tensor([0, 3, 1, 2]).to(dtype)
+    outcome, e = judge(C.check_class_targets, logits, bad, names=("targets hold classes 0 to 3",))
+    assert outcome == "error" and isinstance(e, ValueError)
+
+
+def test_check_class_targets_refuses_what_is_no_class():
+    "Floats, bools, wrong shapes, two devices, no rows or no classes: each named."
+    logits, targets = torch.randn(4, 3), torch.tensor([0, 2, 1, 2])
+    cases = [((logits, targets.float()), TypeError, "targets.long()"),
+             ((logits, targets.bool()), TypeError, "targets.long()"),
+             ((logits.long(), targets), TypeError, "logits"),
+             ((logits, [0, 2, 1, 2]), TypeError, "targets"),
+             ((logits, targets[:3]), ValueError, "targets (3,)"),
+             ((logits[0], targets), ValueError, "logits (n, n_classes)"),
+             ((logits, targets.to("meta")), ValueError, "one device"),
+             ((logits[:0], targets[:0]), ValueError, "empty batch"),
+             ((logits[:, :0], targets), ValueError, "at least one class"),
+             ((logits, targets - 1), ValueError, "classes -1 to 1")]
+    for args, kind, words in cases:
+        outcome, e = judge(lambda: C.check_class_targets(*args, fn="loss"), names=(words,))
+        assert outcome == "error" and isinstance(e, kind), (words, e)
+    meta = (logits.to("meta"), targets.to("meta"))
+    record_correct(judge(C.check_class_targets, *meta) == ("result", 4), "meta tensors")

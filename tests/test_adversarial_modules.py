@@ -239,3 +239,28 @@ def test_model_refuses_targ_that_is_its_input():
     x = torch.ones(4, 1)
     outcome, e = judge(model, x, x, names=("targ",))
     assert outcome == "error" and isinstance(e, ValueError)
+
+
+# ---- issue 27: one layer object in two places is blamed on the layer, not on lin_grad -------------
+def test_a_relu_object_used_twice_by_hand():
+    "Running the layers backward by hand, the reused Relu says so itself on its second backward."
+    g = torch.Generator().manual_seed(0)
+    relu = M.Relu()
+    lins = [M.Lin(torch.randn(3, 3, generator=g), torch.zeros(3)) for _ in range(2)]
+    last, loss = M.Lin(torch.randn(3, 1, generator=g), torch.zeros(1)), M.Mse()
+    loss(last(relu(lins[1](relu(lins[0](torch.randn(5, 3, generator=g)))))), torch.randn(5, generator=g))
+    for layer in (loss, last, relu, lins[1]): layer.backward()
+    outcome, e = judge(relu.backward, names=("Relu",))
+    assert outcome == "error" and isinstance(e, ValueError) and "Relu() twice" in str(e)
+
+
+def test_backward_twice_on_one_forward_pass_is_still_allowed():
+    "Model.backward() clears every .g first, so a second call gives the same gradients."
+    g = torch.Generator().manual_seed(1)
+    model = M.Model(torch.randn(3, 4, generator=g), torch.zeros(4), torch.randn(4, 1, generator=g),
+                    torch.zeros(1))
+    model(torch.randn(6, 3, generator=g), torch.randn(6, generator=g))
+    model.backward()
+    first = [p.g.clone() for p in model.params]
+    model.backward()
+    record_correct(all(torch.equal(a, p.g) for a, p in zip(first, model.params)), "backward twice")

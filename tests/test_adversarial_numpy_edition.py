@@ -275,3 +275,37 @@ def test_model_is_chapter_5s_with_numpy_layers():
     assert judge(N.Model(GradArray(rng.standard_normal((1, 4))), *params[1:]), col, col, names=("targ",))[0] == "error"
     model.layers[1] = model.layers[0]
     assert judge(model, x, np.ones(5), names=("layers",))[0] == "error"
+
+
+# ---- issue 27: a PyTorch dtype, an empty batch, a width-changing nonlinearity, byte orders -------
+def test_xavier_and_kaiming_with_a_dtype_numpy_does_not_know():
+    "A torch dtype (or a made-up name) is refused by name, not by NumPy's own TypeError."
+    torch = pytest.importorskip("torch")
+    for init in (N.xavier_init, N.kaiming_init):
+        for bad in (torch.float32, "float-ish"):
+            outcome, e = judge(init, 3, 4, dtype=bad, names=("dtype",))
+            assert outcome == "error" and isinstance(e, TypeError)
+
+
+def test_activation_stds_on_an_empty_or_single_batch():
+    "No spread to measure in fewer than two activations: the torch edition's ValueError."
+    for shape in ((0, 3), (1, 1), (2, 0, 3)):
+        outcome, e = judge(N.activation_stds, np.zeros(shape), 2, 1.0, names=("x has shape",))
+        assert outcome == "error" and isinstance(e, ValueError)
+
+
+def test_activation_stds_with_a_nonlinearity_that_changes_the_width():
+    "A nonlinearity must keep the shape: a clear ValueError, as in chapter 3."
+    x = np.random.default_rng(0).standard_normal((8, 4))
+    for bad in (lambda a: a[:, :2], lambda a: float(a.sum())):
+        outcome, e = judge(N.activation_stds, x, 3, 1.0, nonlinearity=bad, names=("nonlinearity",))
+        assert outcome == "error" and isinstance(e, ValueError)
+
+
+def test_numerical_grad_on_a_big_endian_array():
+    "float64 in either byte order is float64: the right derivative, and x comes back unchanged."
+    x = np.linspace(-1, 1, 5).astype(">f8")
+    before = x.copy()
+    outcome, value = judge(N.numerical_grad, lambda: float((x ** 3).sum()), x)
+    record_correct(outcome == "result" and np.allclose(value, 3 * x.astype(float) ** 2, atol=1e-6)
+                   and np.array_equal(x, before), "numerical_grad on big-endian float64")

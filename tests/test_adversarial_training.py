@@ -98,11 +98,13 @@ def test_classification_with_one_bad_or_odd_argument(fn, bad, side):
 @pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.int32, torch.uint8, torch.uint16, torch.uint32,
                                    torch.uint64, torch.bool, torch.float32])
 def test_classification_with_each_target_dtype(fn, dtype):
-    "Targets of every integer dtype: the ones PyTorch can compare give its result, the rest a clear TypeError."
-    logits, targ = torch.randn(4, 3, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 2, 1, 2])
+    "Targets of every integer dtype (uint16 to uint64 too) give PyTorch's result; others a TypeError."
+    logits = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    targ = torch.tensor([0, 2, 1, 2])
     outcome, value = judge(fn, logits, targ.to(dtype), names=("targ",))
-    if dtype in (torch.int8, torch.int16, torch.int32, torch.uint8):
-        close(logits.g if fn is T.cross_entropy_grad else value, reference(fn, logits, targ), f"{dtype} targets")
+    if dtype not in (torch.bool, torch.float32):
+        close(logits.g if fn is T.cross_entropy_grad else value, reference(fn, logits, targ),
+              f"{dtype} targets")
     else: assert outcome == "error" and isinstance(value, TypeError)
 
 
@@ -220,7 +222,7 @@ def always_zero(x): return torch.zeros(x.shape[0], 2)
 
 @pytest.mark.parametrize("position, bad", [(0, None), (0, 3), (1, "f"), (2, [[1.0]]), (3, None),
                                            (2, torch.randn(7, 3)), (5, torch.arange(3)),
-                                           (3, torch.arange(8).float()), (3, torch.arange(8).to(torch.uint16)),
+                                           (3, torch.arange(8).float()), (3, torch.arange(8) > 3),
                                            (3, torch.arange(8) - 1), (2, torch.randn(8, 3, device="meta")),
                                            (2, torch.randn(0, 3)), (4, torch.randn(0, 3))])
 def test_fit_with_one_bad_argument(position, bad):
@@ -251,3 +253,54 @@ def test_fit_refuses_a_loss_it_cannot_read_and_records_the_right_one():
     record_correct(history["train_loss"] == [2.0, 2.0], f"train loss {history['train_loss']}")
     record_correct(history["valid_acc"] == [0.5, 0.5], f"valid accuracy {history['valid_acc']}")
     record_correct(all(abs(v - math.log(2)) < 1e-6 for v in history["valid_loss"]), "valid loss log 2")
+
+
+# ---- issue 27: IDX headers that overflow, gzip bombs, damaged digits, unsigned labels in fit -----
+def test_read_idx_header_that_overflows_a_stride(tmp_path):
+    "Sizes of 2**32 - 1 with a zero among them: no values, but no tensor could have those strides."
+    big = (2 ** 32 - 1).to_bytes(4, "big")
+    for ndim, code in ((3, 8), (5, 0x0E)):
+        (tmp_path / "x.idx").write_bytes(bytes([0, 0, code, ndim]) + big * (ndim - 1) + bytes(4))
+        outcome, e = judge(T.read_idx, tmp_path / "x.idx", names=("too large for any tensor",))
+        assert outcome == "error" and isinstance(e, ValueError)
+
+
+def test_read_idx_stops_decompressing_where_the_header_says(tmp_path):
+    "A gzip bomb (2 announced bytes, 20 MB inflated) is refused after reading one byte too many."
+    data = bytes([0, 0, 8, 1]) + (2).to_bytes(4, "big") + bytes(20_000_000)
+    (tmp_path / "bomb.gz").write_bytes(gzip.compress(data, compresslevel=1))
+    outcome, e = judge(T.read_idx, tmp_path / "bomb.gz", names=("has bytes left over",))
+    assert outcome == "error" and "more than 2 bytes" in str(e)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not numbers", "out of range", "not gzip"])
+def test_load_digits_on_a_damaged_file(tmp_path, monkeypatch, damage):
+    "A damaged copy of the shipped data gives the library's ValueError, naming the file and why."
+    from importlib.resources import files
+    good = (files("foundations") / "data" / "digits.csv.gz").read_bytes()
+    text = gzip.decompress(good)
+    data = {"truncated": good[:-100], "not numbers": gzip.compress(b"a,b,c\n"),
+            "out of range": gzip.compress(text.replace(b"\n0,", b"\n99,", 1)),
+            "not gzip": b"hello"}[damage]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "digits.csv.gz").write_bytes(data)
+    monkeypatch.setattr(T, "files", lambda package: tmp_path)
+    outcome, e = judge(T.load_digits, names=("digits.csv.gz is damaged",))
+    assert outcome == "error" and isinstance(e, ValueError)
+
+
+def test_fit_with_unsigned_labels():
+    "uint16 labels train as int64 ones do: the same history, number for number."
+    x_train, y_train, x_valid, y_valid = tiny_data()
+
+    def run(dtype):
+        w = torch.zeros(3, 2, requires_grad=True)
+        def step(xb, yb):
+            loss = T.cross_entropy(xb @ w, yb)
+            loss.backward()
+            with torch.no_grad(): w.sub_(0.1 * w.grad)
+            w.grad = None
+            return loss
+        return T.fit(step, lambda x: x @ w, x_train, y_train.to(dtype), x_valid,
+                     y_valid.to(dtype), 2, 4, generator=torch.Generator().manual_seed(0))
+    record_correct(run(torch.uint16) == run(torch.int64), "fit on uint16 labels")
