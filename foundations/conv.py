@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% ../nbs/07_conv.ipynb #1f87f733
-from .core import check_int, check_shapes
+from .core import DeviceArg, DtypeArg, GeneratorArg, check_int, check_shapes
 from .init import kaiming_init, relu
 
 # %% ../nbs/07_conv.ipynb #063582d0
@@ -111,9 +111,9 @@ class Conv2dUnfold(nn.Module):
                  padding:int|tuple[int, int]=0, # zeros added on each side: an int, or (pH, pW)
                  bias:bool=True, # learn one bias per output channel
                  *,
-                 dtype:torch.dtype|None=None, # floating dtype (default: torch's default dtype)
-                 device:torch.device|str|None=None, # where to create the parameters
-                 generator:torch.Generator|None=None, # random source, for reproducible weights
+                 dtype:DtypeArg=None,
+                 device:DeviceArg=None,
+                 generator:GeneratorArg=None,
                 ):
         super().__init__()
         c_in, c_out = check_int(in_channels, "in_channels"), check_int(out_channels, "out_channels")
@@ -139,9 +139,9 @@ class DigitsCNN(nn.Module):
                  n_classes:int=10, # number of outputs (logits)
                  channels:tuple[int, int, int]=(16, 32, 64), # output channels of the 3x3 convs
                  *,
-                 dtype:torch.dtype|None=None, # floating dtype (default: torch's default dtype)
-                 device:torch.device|str|None=None, # where to create the parameters
-                 generator:torch.Generator|None=None, # random source, for reproducible weights
+                 dtype:DtypeArg=None,
+                 device:DeviceArg=None,
+                 generator:GeneratorArg=None,
                 ):
         super().__init__()
         if not isinstance(channels, (tuple, list)):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from .core import check_tensor, check_shapes, check_int, check_number
 from .core import FLOAT_DTYPES, check_column_or_vector, check_device
+from .core import DtypeArg, DeviceArg, GeneratorArg
 
 
 # %% ../nbs/03_init.ipynb #5658e1c5
@@ -119,9 +120,9 @@ def _normal_weights(fn, n_in, n_out, std_of_fan_in, dtype, device, generator):
 def xavier_init(n_in:int, # inputs of the layer (fan-in): rows of the weight matrix
                 n_out:int, # outputs of the layer (fan-out): columns of the weight matrix
                 *,
-                dtype:torch.dtype|None=None, # a floating dtype (default: torch's default dtype)
-                device:torch.device|str|None=None, # where to create the weights
-                generator:torch.Generator|None=None, # random source, for reproducible draws
+                dtype:DtypeArg=None,
+                device:DeviceArg=None,
+                generator:GeneratorArg=None,
                ) -> torch.Tensor: # normal weights, shape (n_in, n_out), std 1/sqrt(n_in)
     "Weights for a layer with no ReLU after it: N(0, 1/n_in), which keeps the second moment."
     std = lambda fan_in: 1 / math.sqrt(fan_in)
@@ -132,9 +133,9 @@ def xavier_init(n_in:int, # inputs of the layer (fan-in): rows of the weight mat
 def kaiming_init(n_in:int, # inputs of the layer (fan-in): rows of the weight matrix
                  n_out:int, # outputs of the layer (fan-out): columns of the weight matrix
                  *,
-                 dtype:torch.dtype|None=None, # a floating dtype (default: torch's default dtype)
-                 device:torch.device|str|None=None, # where to create the weights
-                 generator:torch.Generator|None=None, # random source, for reproducible draws
+                 dtype:DtypeArg=None,
+                 device:DeviceArg=None,
+                 generator:GeneratorArg=None,
                 ) -> torch.Tensor: # normal weights, shape (n_in, n_out), std sqrt(2/n_in)
     "Weights for a layer followed by ReLU: N(0, 2/n_in), making up for what ReLU zeroes."
     std = lambda fan_in: math.sqrt(2 / fan_in)

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 # %% ../nbs/05_modules.ipynb #b30a3392
-from .core import check_int, check_shapes, zero_grads
+from .core import DeviceArg, DtypeArg, GeneratorArg, check_int, check_shapes
+from .core import zero_grads
 from .init import lin, relu, mse, kaiming_init, xavier_init
 from .backprop import lin_grad, relu_grad, mse_grad
 
@@ -157,9 +158,9 @@ class LinearLayer(nn.Module):
                  n_in:int, # input features
                  n_out:int, # output features
                  *,
-                 dtype:torch.dtype|None=None, # floating dtype of the parameters (None: the default)
-                 device:torch.device|str|None=None, # where to create the parameters
-                 generator:torch.Generator|None=None, # random source of the weights
+                 dtype:DtypeArg=None,
+                 device:DeviceArg=None,
+                 generator:GeneratorArg=None,
                  init:Callable=kaiming_init, # `kaiming_init` before a ReLU, else `xavier_init`
                 ):
         super().__init__()

@@ -20,7 +20,7 @@ def test_every_public_name_is_covered():
     assert set(C.__all__) == {
         "check_tensor", "check_shapes", "match_shapes", "check_int", "check_number", "check_device",
         "check_column_or_vector", "add_grad", "zero_grads", "upstream_grad", "FLOAT_DTYPES",
-        "CLASS_DTYPES", "check_class_targets"}
+        "CLASS_DTYPES", "check_class_targets", "DtypeArg", "DeviceArg", "GeneratorArg"}
 
 
 # ---- check_tensor ---------------------------------------------------------------------------------------
