@@ -32,13 +32,15 @@ def test_export_and_clean_change_nothing(tmp_path):
     copy.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"): shutil.copy(ROOT / name, copy / name)
     for name in ("nbs", "foundations"):
-        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+        shutil.copytree(ROOT / name, copy / name,
+                        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
     for command in ("nbdev-export", "nbdev-clean"):
         result = subprocess.run([str(BIN / command)], cwd=copy, capture_output=True, text=True)
         assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
     changed = [f"nbs/{f}" for f in _changed_files(ROOT / "nbs", copy / "nbs")]
     changed += [f"foundations/{f}" for f in _changed_files(LIB, copy / "foundations")]
-    assert not changed, ("nbdev-export / nbdev-clean would change these files; run both and commit:\n"
+    assert not changed, ("nbdev-export / nbdev-clean would change these files; run both and "
+                         "commit:\n"
                          + "\n".join(changed))
 
 
@@ -60,24 +62,29 @@ def test_chapter_exports_its_own_module(notebook):
     sources = [_source(c) for c in _cells(notebook) if c["cell_type"] == "code"]
     assert any(re.search(rf"^#\|\s*default_exp\s+{module}\s*$", s, re.M) for s in sources), \
         f"{notebook.name} should start with `#| default_exp {module}`"
-    assert (LIB / f"{module}.py").exists(), f"{notebook.name} exports nothing to foundations/{module}.py"
+    assert (LIB / f"{module}.py").exists(), \
+        f"{notebook.name} exports nothing to foundations/{module}.py"
 
 
 def test_sidebar_lists_every_notebook_in_order():
-    "index.ipynb first, then the chapters (01, 02, ...) in numeric order; appendix pages (00_*) may follow."
+    """index.ipynb first, then the chapters (01, 02, ...) in numeric order; appendix pages (00_*)
+    may follow."""
     sys.path.insert(0, str(ROOT / "tools"))
     from build_site import chapter_order
-    listed = [name for name in chapter_order(NBS) if "/" not in name]  # exercise notebooks live in a folder
+    listed = [name for name in chapter_order(NBS)
+              if "/" not in name]  # exercise notebooks live in a folder
     assert sorted(listed) == sorted(p.name for p in notebooks()), \
         f"nbs/sidebar.yml must list every notebook once; it lists {listed}"
     chapters = [name for name in listed if re.match(r"(0[1-9]|[1-9]\d)_", name)]
     assert listed[0] == "index.ipynb" and listed[1:len(chapters) + 1] == sorted(chapters), \
-        "nbs/sidebar.yml must list index.ipynb, then every chapter notebook in numeric order, then appendices"
+        ("nbs/sidebar.yml must list index.ipynb, then every chapter notebook in numeric order, "
+         "then appendices")
 
 
 @pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.name)
 def test_colab_badge_and_setup_cell(notebook, project):
-    "The first cells: a title, an Open-in-Colab badge for this notebook, a hidden Colab-only install."
+    """The first cells: a title, an Open-in-Colab badge for this notebook, a hidden Colab-only
+    install."""
     repo = project["urls"]["Repository"].rstrip("/")
     github = re.match(r"https://github.com/([^/]+/[^/]+)$", repo)
     assert github, f"[project.urls] Repository should be a GitHub URL, not {repo!r}"
@@ -92,7 +99,8 @@ def test_colab_badge_and_setup_cell(notebook, project):
     assert setup, f"{notebook.name}: no hidden setup cell that installs the library in Colab"
     assert '"nn-foundations[book]"' in setup[0] and "git+" not in setup[0] \
         and 'if "google.colab" in sys.modules' in setup[0], \
-        f"{notebook.name}: the Colab cell must install nn-foundations[book] by name (never a git URL), only inside Colab"
+        (f"{notebook.name}: the Colab cell must install nn-foundations[book] by name (never a git "
+         "URL), only inside Colab")
     assert "drive" not in setup[0], f"{notebook.name}: the Colab cell must not touch Google Drive"
 
 
@@ -102,8 +110,10 @@ def test_no_cell_gives_quarto_one_option_twice(notebook):
     from nbdev.processors import FilterDefaults
     for cell in _cells(notebook):
         if cell["cell_type"] != "code": continue
-        keys = [l[2:].partition(":")[0].strip() for l in _source(cell).splitlines() if l.startswith("#|")]
-        keys = [k for k in keys if not k.split()[0] in ("export", "exports", "exporti", "hide", "default_exp")]
+        keys = [l[2:].partition(":")[0].strip() for l in _source(cell).splitlines()
+                if l.startswith("#|")]
+        exporting = ("export", "exports", "exporti", "hide", "default_exp")
+        keys = [k for k in keys if k.split()[0] not in exporting]
         assert len(keys) == len(set(keys)), f"{notebook.name}: a cell repeats an option: {keys}"
     assert "add_fold" not in [p.__name__ for p in FilterDefaults().procs()], \
         "nbdev's add_fold would add code-fold to exported cells that fold themselves (skip_procs)"
