@@ -148,7 +148,8 @@ class DigitsCNN(nn.Module):
             raise TypeError(f"channels must be a tuple of three ints (the output channels of the "
                             f"three convolutions), not {type(channels).__name__} ({channels!r})")
         if len(channels) != 3:
-            raise ValueError(f"channels must hold three ints, one per convolution, got {channels!r}")
+            raise ValueError(f"channels must hold three ints, one per convolution, "
+                             f"got {channels!r}")
         c1, c2, c3 = (check_int(c, "channels") for c in channels)
         n_classes = check_int(n_classes, "n_classes")
         options = dict(dtype=dtype, device=device, generator=generator)

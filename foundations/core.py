@@ -201,9 +201,9 @@ def check_device(device, # a torch.device, or a name such as "cpu", "cuda", "cud
 
 # %% ../nbs/03_init.ipynb #5a7ed128
 DtypeArg = Annotated[torch.dtype | None,
-                     "a floating dtype: float16, bfloat16, float32 or float64 (None: torch's default)"]
+                     "float16, bfloat16, float32 or float64 (None: torch's default dtype)"]
 DeviceArg = Annotated[torch.device | str | None,
-                      "where to create the weights, such as 'cpu' or 'cuda' (None: torch's default)"]
+                      "where to create the weights, such as 'cuda' (None: torch's default device)"]
 GeneratorArg = Annotated[torch.Generator | None,
                          "random source of the weights, for reproducible draws (None: torch's own)"]
 
@@ -238,8 +238,8 @@ def _dtype_device(t):
 def _check_gradient_of(t, g, t_name, g_name):
     "Refuse `g` as the gradient of `t` unless it is an array of `t`'s shape, dtype and device."
     if not _is_array(g) or isinstance(g, torch.Tensor) != isinstance(t, torch.Tensor):
-        raise TypeError(f"{g_name} must be a {type(t).__name__} like {t_name} (an array of the same "
-                        f"library), not {type(g).__name__}")
+        raise TypeError(f"{g_name} must be a {type(t).__name__} like {t_name} (an array of the "
+                        f"same library), not {type(g).__name__}")
     if tuple(g.shape) != tuple(t.shape):
         raise ValueError(f"{g_name} has shape {_shape_str(g.shape)} but {t_name} has shape "
                          f"{_shape_str(t.shape)}: a gradient has the shape of its tensor")

@@ -53,7 +53,7 @@ def _keeping_shape(nonlinearity, x):
     return out
 
 def _check_random_args(what, shape, dtype, device, generator):
-    "Check what `torch.randn` is about to be given on `device` (a torch.device), before it allocates."
+    "Check what `torch.randn` is about to get, before it allocates on `device` (a torch.device)."
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, "
                         f"not {type(generator).__name__}")

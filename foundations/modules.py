@@ -50,8 +50,9 @@ class Model:
         "Run the layers and the loss forward; each layer remembers what its backward pass needs."
         _check_distinct(self.layers)
         if targ is x:   # as forward_and_backward: the loss's backward treats targ as a constant
-            raise ValueError("Model: targ is the same tensor as x, so x.g would miss the path through "
-                             "targ: pass a copy as targ (targ.clone(), or a NumPy array's .copy())")
+            raise ValueError("Model: targ is the same tensor as x, so x.g would miss the path "
+                             "through targ: pass a copy as targ (targ.clone(), or a NumPy array's "
+                             ".copy())")
         self.x = x
         for layer in self.layers: x = layer(x)
         return self.loss(x, targ)

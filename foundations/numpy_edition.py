@@ -60,8 +60,9 @@ def check_shapes(fn:str, # the name of the calling function, used in the message
     "Check that arrays fit patterns like `x=(x, '... n_in'), w=(w, 'n_in n_out')`; give sizes."
     for name, arg in args.items():
         if type(arg) is not tuple or len(arg) != 2:
+            length = f" of length {len(arg)}" if type(arg) is tuple else ""
             raise TypeError(f"{fn}: check_shapes needs {name}=(array, pattern), not a "
-                            f"{type(arg).__name__}" + (f" of length {len(arg)}" if type(arg) is tuple else ""))
+                            f"{type(arg).__name__}{length}")
         check_array(arg[0], name, floating=floating)
     sizes = match_shapes(fn, **{name: (t.shape, pattern) for name, (t, pattern) in args.items()})
     if same_dtype and len({t.dtype for t, _ in args.values()}) > 1:

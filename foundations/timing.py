@@ -114,7 +114,8 @@ def _check_ladder_product(n, k, m, dtype, device):
         raise TypeError(f"speed_ladder needs a floating-point torch dtype (float16, bfloat16, "
                         f"float32 or float64), got {dtype!r}")
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"speed_ladder times products on the CPU or a CUDA GPU; device is {device}")
+        raise ValueError(f"speed_ladder times products on the CPU or a CUDA GPU; device is "
+                         f"{device}")
     tolerance = 4 * torch.finfo(dtype).eps / 2 * k ** 0.5   # rounding of random sign grows like √k
     if tolerance >= 0.5:
         raise ValueError(f"k={k} is too large for {dtype}: rounding could reach half the size of "
