@@ -8,9 +8,10 @@ Docs: https://nn-foundations.github.io/foundations/core.html.md"""
 __all__ = ['FLOAT_DTYPES', 'check_tensor', 'match_shapes', 'check_shapes', 'check_int', 'check_number', 'check_device', 'DtypeArg', 'DeviceArg', 'GeneratorArg', 'check_column_or_vector', 'add_grad', 'zero_grads', 'upstream_grad', 'CLASS_DTYPES', 'check_class_targets']
 
 # %% ../nbs/00_core.ipynb #acbb1555
-import functools, math, numbers, operator
-from typing import Annotated
-import torch
+# used by the cells that chapters 1 to 6 add to this module, not by this page
+import functools, math, numbers, operator  # noqa: F401
+from typing import Annotated  # noqa: F401
+import torch  # noqa: F401
 
 # %% ../nbs/01_matmul.ipynb #cba9b246
 def _shape_str(shape): return f"({shape[0]},)" if len(shape) == 1 else str(tuple(shape))

@@ -16,7 +16,7 @@ from torch import nn
 # %% ../nbs/05_modules.ipynb #b30a3392
 from .core import DeviceArg, DtypeArg, GeneratorArg, check_int, check_shapes
 from .core import zero_grads
-from .init import lin, relu, mse, kaiming_init, xavier_init
+from .init import lin, relu, mse, kaiming_init
 from .backprop import lin_grad, relu_grad, mse_grad
 
 # %% ../nbs/05_modules.ipynb #e7bfedb1

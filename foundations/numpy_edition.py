@@ -12,7 +12,6 @@ __all__ = ['check_array', 'check_shapes', 'check_matmul_args', 'matmul_loops', '
            'LayerFunction', 'match_shapes', 'zero_grads', 'upstream_grad']
 
 # %% ../nbs/08_numpy_edition.ipynb #3a1fa739
-import numbers
 from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import as_strided

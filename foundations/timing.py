@@ -8,8 +8,9 @@ Docs: https://nn-foundations.github.io/foundations/timing.html.md"""
 __all__ = ['median_time', 'speed_ladder', 'ladder_table']
 
 # %% ../nbs/00_timing.ipynb #99a68ce9
-import statistics, time
-import torch
+# used by the cells that chapters 1 and 2 add to this module, not by this page
+import statistics, time  # noqa: F401
+import torch  # noqa: F401
 
 # %% ../nbs/01_matmul.ipynb #2b1df7c7
 from .core import check_int

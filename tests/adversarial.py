@@ -8,7 +8,7 @@ the test. `OUTCOMES` counts the outcomes per class; the closing table of the run
 
 `bad_inputs(kind)` is a Hypothesis strategy of bad values for one kind of argument.
 """
-import math, traceback
+import traceback
 from collections import Counter
 from pathlib import Path
 

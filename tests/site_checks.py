@@ -121,8 +121,8 @@ def expectations(nb_path):
     return dict(folds=folds, callouts=callouts)
 
 
-_NBDEV_HIDES = {"default_exp", "hide", "exporti",
-                "export"}  # nbdev drops these cells' code from the page
+# nbdev drops these cells' code from the page
+_NBDEV_HIDES = {"default_exp", "hide", "exporti", "export"}
 
 
 @lru_cache(maxsize=None)
@@ -135,9 +135,8 @@ async def check_page(page, page_path, site_dir, expected_nav, expect=None):
     """Open one page in the browser tab `page` (see `_tab`); return (problems, stats).
 
     `expected_nav`: page paths relative to `site_dir`, in order; `expect`: what `expectations` says
-    of its notebook, or None to skip those two counts. stats: math elements, images, folds (closed
-    on
-    load, open on load), callouts."""
+    of its notebook, or None to skip those two counts. stats: math elements, images, folds
+    (closed on load, open on load), callouts."""
     page_path, site_dir = Path(page_path), Path(site_dir).resolve()
     name = (page_path.relative_to(site_dir) if page_path.is_absolute() else page_path).as_posix()
     problems = []
@@ -150,8 +149,8 @@ async def check_page(page, page_path, site_dir, expected_nav, expect=None):
                                  "[i.getAttribute('src'), i.complete && i.naturalWidth > 0])")
     problems += [f"{name}: image did not load: {src[:80]}" for src, ok in images if not ok]
 
-    math = await page.evaluate("() => document.querySelectorAll('math, mjx-container, "
-                               ".katex').length")
+    math = await page.evaluate(
+        "() => document.querySelectorAll('math, mjx-container, .katex').length")
     text = await page.evaluate(_VISIBLE_TEXT_JS)
     for raw in _RAW_TEX.findall(text):
         problems.append(f"{name}: unrendered math in the text: {raw[:60]!r}")
@@ -159,8 +158,8 @@ async def check_page(page, page_path, site_dir, expected_nav, expect=None):
         problems.append(f"{name}: literal callout fence in the text (a callout not rendered): "
                         f"{fence.strip()[:60]!r}")
 
-    for href in await page.evaluate("() => Array.from(document.querySelectorAll('a[href]')).map(a "
-                                    "=> a.href)"):
+    links = "() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
+    for href in await page.evaluate(links):
         url = urlparse(href)
         if url.scheme != "file": continue
         target = Path(unquote(url.path))
@@ -187,15 +186,14 @@ async def check_page(page, page_path, site_dir, expected_nav, expect=None):
     if expect is not None:
         if closed != expect["folds"]:
             problems.append(f"{name}: {closed} folded code blocks closed on load, expected "
-                            f"{expect['folds']} "
-                            f"(cells with `#| code-fold: true`)")
+                            f"{expect['folds']} (cells with `#| code-fold: true`)")
         if len(callouts) != expect["callouts"]:
             problems.append(f"{name}: {len(callouts)} callouts rendered as boxes, expected "
                             f"{expect['callouts']}")
     if closed:  # a real click on the first fold, then a scripted click on each of the others
         await page.click("details.code-fold:not([open]) > summary")
-        if not await page.evaluate("() => document.querySelector('details.code-fold[open] "
-                                   "pre')?.checkVisibility() ?? false"):
+        opened = "() => document.querySelector('details.code-fold[open] pre')?.checkVisibility()"
+        if not await page.evaluate(opened + " ?? false"):
             problems.append(f"{name}: clicking a folded block's summary did not show its code")
     problems += [f"{name}: folded block {s!r} does not open on click"
                  for s in await page.evaluate(_OPEN_FOLDS_JS)]
@@ -203,8 +201,7 @@ async def check_page(page, page_path, site_dir, expected_nav, expect=None):
     width = await page.evaluate(_WIDTH_JS)
     if width["scroll"] > width["client"]:
         problems.append(f"{name}: page is {width['scroll']} px wide in a {width['client']} px "
-                        "window "
-                        f"(it scrolls sideways); widest: {width['widest']}")
+                        f"window (it scrolls sideways); widest: {width['widest']}")
     page.errors = []   # errors after this page's checks count for no page
     return problems, dict(math=math, images=len(images), folds_closed=closed,
                           folds_open=folds.count(True),
@@ -220,9 +217,8 @@ def _relative(href, site_dir):
 
 
 async def _tab(browser):
-    """A browser tab that `check_page` reuses from page to page: a new tab per page would start a
-    new
-    renderer process each time, which costs more CPU than checking the page does."""
+    """A browser tab that `check_page` reuses from page to page: a new tab per page would start
+    a new renderer process each time, which costs more CPU than checking the page does."""
     page = await browser.new_page(viewport=VIEWPORT)
     page.errors, page.name = [], None   # check_page points these at the page it is checking
     page.on("console",

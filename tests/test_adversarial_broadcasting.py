@@ -6,7 +6,7 @@ TypeError/ValueError naming the argument. Run: `pytest tests/test_adversarial_br
 """
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, bad_inputs, odd_tensors, NOT_TENSORS, NOT_INTS,
+from adversarial import (judge, record_correct, bad_inputs, NOT_TENSORS, NOT_INTS,
                          BAD_INTS, NOT_NUMBERS, BAD_NUMBERS)
 import foundations.broadcasting as B
 

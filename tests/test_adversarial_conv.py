@@ -4,10 +4,10 @@ Each call goes through `judge`: it must return a result that matches `torch.nn.f
 independent reference), or raise a TypeError/ValueError from the library that names the argument.
 Run: `pytest tests/test_adversarial_conv.py`.
 """
-import pytest, torch
+import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-from adversarial import judge, record_correct, bad_inputs, odd_tensors, NOT_INTS, BAD_INTS
+from adversarial import judge, record_correct, bad_inputs, NOT_INTS, BAD_INTS
 import foundations.conv as C
 
 FAST = settings(max_examples=25, derandomize=True, deadline=None, database=None)

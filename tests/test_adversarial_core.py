@@ -8,7 +8,7 @@ gradients exactly, or refuse. Run: `pytest tests/test_adversarial_core.py`.
 import math, warnings
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, bad_inputs, odd_tensors, NOT_TENSORS, NOT_INTS,
+from adversarial import (judge, record_correct, odd_tensors, NOT_TENSORS, NOT_INTS,
                          BAD_INTS, NOT_NUMBERS, BAD_NUMBERS)
 import foundations.core as C
 
@@ -172,11 +172,10 @@ def test_zero_grads_clears_all_or_none():
        minimum=st.sampled_from([0, 1, 5]))
 def test_check_int(value, minimum):
     outcome, result = judge(C.check_int, value, "n", minimum, names=("n",))
-    integral = not isinstance(value, (bool, float, str, list, type(None))) and not (
-        isinstance(value,
-                   (np.floating,
-                    torch.Tensor)) and (not isinstance(value, torch.Tensor) or value.numel() != 1
-                                                            or value.is_floating_point()))
+    not_a_number = isinstance(value, (bool, float, str, list, type(None)))
+    not_an_int = isinstance(value, (np.floating, torch.Tensor)) and (
+        not isinstance(value, torch.Tensor) or value.numel() != 1 or value.is_floating_point())
+    integral = not not_a_number and not not_an_int
     if outcome == "result":
         record_correct(type(result) is int and result == int(value) and result >= minimum,
                        f"check_int({value!r})")

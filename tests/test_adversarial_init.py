@@ -8,7 +8,7 @@ Run: `pytest tests/test_adversarial_init.py`.
 import numpy as np, pytest, torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, bad_inputs, odd_tensors, NOT_INTS, BAD_INTS,
+from adversarial import (judge, record_correct, bad_inputs, NOT_INTS, BAD_INTS,
                          NOT_NUMBERS, BAD_NUMBERS)
 import foundations.init as I
 

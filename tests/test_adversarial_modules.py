@@ -10,8 +10,7 @@ import copy, pickle
 import numpy as np, pytest, torch
 from torch import nn
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, bad_inputs, odd_tensors, NOT_TENSORS, NOT_INTS,
-                         BAD_INTS)
+from adversarial import (judge, record_correct, bad_inputs)
 import foundations.modules as M
 from foundations.init import xavier_init
 

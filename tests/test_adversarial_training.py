@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, pytest, torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, bad_inputs, NOT_TENSORS, NOT_INTS, BAD_INTS,
+from adversarial import (judge, record_correct, bad_inputs, NOT_INTS, BAD_INTS,
                          NOT_NUMBERS, BAD_NUMBERS)
 import foundations.training as T
 

@@ -15,8 +15,8 @@ def readme_command(label):
 
 def test_ci_runs_the_readme_test_command():
     command = readme_command("Run every test")
-    ci_lines = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()
-                if l.strip() and not l.lstrip().startswith("#")]
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
     assert ci_lines[-1] == command, \
         f".ci/run ends with {ci_lines[-1]!r}, the README says {command!r}"
 

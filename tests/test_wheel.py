@@ -82,9 +82,8 @@ def test_wheel_holds_every_module_and_data_file(wheel):
 def test_wheel_declares_only_the_runtime_dependencies(wheel):
     name, version = wheel.name.split("-")[:2]
     meta = zipfile.ZipFile(wheel).read(f"{name}-{version}.dist-info/METADATA")
-    declared = {Requirement(l.split(":",
-                                    1)[1].strip()) for l in meta.decode().splitlines()
-                if l.startswith("Requires-Dist:")}
+    declared = {Requirement(line.split(":", 1)[1].strip()) for line in meta.decode().splitlines()
+                if line.startswith("Requires-Dist:")}
     plain = sorted(r.name for r in declared if r.marker is None)
     assert plain == sorted(RUNTIME), \
         f"the wheel requires {plain} without an extra; the clean venv below has only {RUNTIME}"
