@@ -62,9 +62,8 @@ def _check_random_args(what, shape, dtype, device, generator):
                          f"create it with torch.Generator(device={device.type!r})")
     nbytes, total = math.prod(shape) * dtype.itemsize, _device_memory(device)
     if total is not None and nbytes > total:
-        raise ValueError(f"{what} of shape {shape} in {dtype} would need "
-                         f"{nbytes / 2**30:,.1f} GiB, "
-                         f"more than the {total / 2**30:,.1f} GiB of memory on {device}")
+        raise ValueError(f"{what} of shape {shape} in {dtype} would need {nbytes / 2**30:,.1f} "
+                         f"GiB, more than the {total / 2**30:,.1f} GiB of memory on {device}")
 
 # %% ../nbs/03_init.ipynb #b62d470c
 def activation_stds(x:torch.Tensor, # the input batch (n, width), or a stack of them (..., n, width)

@@ -5,8 +5,7 @@ versions of them and needs nothing from this repository.
 
 Usage: `python colab_run_notebook.py NOTEBOOK RESULT_JSON CELL_TIMEOUT_SECONDS`
 
-Raw cells are not run: the caller turns the cells that nbdev's test runner skips into raw cells.
-The result holds, for the first cell that failed, its index in the notebook, its source and the
+Every code cell runs, as Colab's "Run all" runs it. The result holds each code cell's outputs, for the first cell that failed, its index in the notebook, its source and the
 error; the seconds each code cell took; and every distribution installed once the notebook is done
 (so the caller sees what the notebook's setup cell installed).
 """
@@ -22,7 +21,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 def run(notebook, timeout):
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(nb, kernel_name="python3", timeout=timeout, allow_errors=False)
-    result = {"ok": True, "cells": []}
+    result = {"ok": True, "cells": [], "outputs": {}}
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code": continue
@@ -32,7 +31,9 @@ def run(notebook, timeout):
                 result.update(ok=False, cell=index, source=cell.source, error=type(e).__name__,
                               message=ANSI.sub("", str(e)))
                 break
-            finally: result["cells"].append([index, round(time.perf_counter() - start, 3)])
+            finally:
+                result["cells"].append([index, round(time.perf_counter() - start, 3)])
+                result["outputs"][str(index)] = cell.get("outputs", [])
     return result
 
 

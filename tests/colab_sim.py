@@ -6,14 +6,16 @@
   repository, named by a hash of the package list and the Python version, so it survives between
   runs and is rebuilt when the list changes.
 - `run_notebook()` makes a fresh copy of that environment for one notebook (`cp -al`: hard links,
-  seconds; pip replaces files rather than editing them, so the base stays intact), puts the
-  notebook alone in an empty working folder (as Colab does when it opens a notebook from GitHub),
+  seconds; pip replaces files rather than editing them, so the base stays intact), runs the
+  notebook in an empty working folder (as Colab does when it opens a notebook from GitHub: the
+  notebook itself is not on the kernel's disk),
   makes the freshly built wheel installable by name (`PIP_FIND_LINKS`), and runs every cell with a
   real kernel of that environment, the setup cell included: its `pip install "nn-foundations[book]"`
   really runs, against the package index for everything but our own wheel.
 
-Cells that nbdev's test runner skips are skipped here too: `#| eval: false` and the flags in
-`tst_flags` (`notest`).
+Every code cell runs, as Colab's "Run all" runs it: nbdev's directives (`#| eval: false`, the
+`notest` flag) are plain comments there, so a cell that only the author should run must be safe
+on its own (guarded, or text), not merely skipped by nbdev's test runner.
 """
 import fcntl, hashlib, json, os, platform, shutil, subprocess, sys, tempfile, time
 from contextlib import contextmanager
@@ -114,44 +116,10 @@ def build_wheel(out):
     return wheel
 
 
-def tst_flags():
-    "The flags whose cells nbdev-test skips (`tst_flags` in pyproject.toml's `[tool.nbdev]`)."
-    try: import tomllib
-    except ModuleNotFoundError: import tomli as tomllib   # Python 3.10
-    settings = tomllib.loads((HERE.parent / "pyproject.toml").read_text())
-    return settings.get("tool", {}).get("nbdev", {}).get("tst_flags", "notest").split()
-
-
-def directives(source):
-    "nbdev's cell directives (`#| key: value` lines at the top of a cell) as `{key: [values]}`."
-    found = {}
-    for line in source.splitlines():
-        line = line.strip()
-        if not line: continue
-        if not line.startswith("#|"): break
-        key, *values = line[2:].split() or [""]
-        found[key.rstrip(":").lower()] = values
-    return found
-
-
-def skipped(source, flags):
-    "Does nbdev's test runner skip this code cell? (`#| eval: false`, or a flag from `tst_flags`.)"
-    d = directives(source)
-    if (d.get("eval") or ["true"])[0].lower() in ("false", "no", "0"): return True
-    return bool(set(flags) & set(d))
-
-
-def prepare(notebook, dest, flags, nb=None):
-    """Copy `notebook` (or the notebook dict `nb` in its place) to `dest` with the cells nbdev-test
-    skips turned into raw cells; return their indices."""
-    nb = json.loads(Path(notebook).read_text()) if nb is None else json.loads(json.dumps(nb))
-    skip = []
-    for i, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] == "code" and skipped("".join(cell["source"]), flags):
-            nb["cells"][i] = {"cell_type": "raw", "metadata": {}, "source": cell["source"]}
-            skip.append(i)
+def prepare(notebook, dest, nb=None):
+    "Copy `notebook` (or the notebook dict `nb` in its place) to `dest`, every cell as it is."
+    nb = json.loads(Path(notebook).read_text()) if nb is None else nb
     Path(dest).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-    return skip
 
 
 def clean_env(venv, wheels, jupyter, runtime, threads=None):
@@ -175,10 +143,11 @@ def clean_env(venv, wheels, jupyter, runtime, threads=None):
     return env
 
 
-def run_notebook(notebook, base, wheel, flags, cleanup=None, nb=None, threads=None):
-    """Run `notebook` on a fresh copy of the `base` environment; return a dict: `ok`, `seconds`,
-    `setup_seconds` (the setup cell), `skipped` cells, `installed` (what the setup cell added or
-    changed, `name==version`), and for a failure the failing `cell`, its `source` and `message`.
+def run_notebook(notebook, base, wheel, cleanup=None, nb=None, threads=None):
+    """Run every cell of `notebook` on a fresh copy of the `base` environment; return a dict: `ok`,
+    `seconds`, `setup_seconds` (the setup cell), `installed` (what the setup cell added or changed,
+    `name==version`), `outputs` (`{cell index: outputs}`), and for a failure the failing `cell`,
+    its `source` and `message`.
     `nb`, a notebook dict, runs in place of the file's content (under the file's name); `threads`
     is the number of torch threads (default: torch's own choice, all cores).
     The copy is deleted at the end, by `cleanup(folder)` if given (deleting 46,000 hard links is
@@ -198,8 +167,10 @@ def run_notebook(notebook, base, wheel, flags, cleanup=None, nb=None, threads=No
         (spec / "kernel.json").write_text(json.dumps({
             "argv": [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "Python 3 (simulated Colab)", "language": "python"}))
-        nb_copy = content / Path(notebook).name
-        skip = prepare(notebook, nb_copy, flags, nb)
+        # Colab keeps the notebook elsewhere: the kernel's working folder (/content) starts empty
+        (run_dir / "notebook").mkdir()
+        nb_copy = run_dir / "notebook" / Path(notebook).name
+        prepare(notebook, nb_copy, nb)
         out = run_dir / "result.json"
         try:
             proc = subprocess.run([str(venv / "bin" / "python"), str(RUNNER), str(nb_copy), str(out),
@@ -222,7 +193,6 @@ def run_notebook(notebook, base, wheel, flags, cleanup=None, nb=None, threads=No
         setup = next((i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
                       and "google.colab" in "".join(c["source"])), None)
         result["setup_seconds"] = dict(result["cells"]).get(setup, 0.0)
-        result["skipped"] = skip
         result["seconds"] = time.perf_counter() - start
         return result
     finally:

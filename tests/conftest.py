@@ -34,7 +34,8 @@ def project():
 def pytest_collection_modifyitems(items):
     """The notebook tests go last: their notebooks run in the background (see `start_early` in
     test_notebooks.py) while the other tests run."""
-    items.sort(key=lambda item: getattr(item, "originalname", None) == "test_notebook_runs")  # stable
+    last = ("test_notebook_runs", "test_stored_outputs_are_what_a_rerun_prints")
+    items.sort(key=lambda item: getattr(item, "originalname", None) in last)  # stable
 
 
 def pytest_collection_finish(session):

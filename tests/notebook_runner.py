@@ -5,7 +5,7 @@ Each notebook runs through `nbdev.test.test_nb`, exactly what `nbdev-test` runs:
 Every notebook gets a process of its own, forked from a server process that has already imported
 torch and the other heavy packages, so no state leaks from one notebook into the next and nobody
 pays torch's import time twice. Up to `workers` notebooks run at once, the longest first (as last
-time, if told, else by their amount of code), each with `cores // workers` torch threads, so they
+time, if told, else by their amount of code), each with one torch thread (`THREADS`), so they
 do not fight over the cores.
 
     python tests/notebook_runner.py                  # every notebook in nbs/
@@ -14,6 +14,10 @@ do not fight over the cores.
 import io, multiprocessing as mp, os, sys, threading, time, traceback
 from multiprocessing.connection import wait
 from pathlib import Path
+
+# torch threads per notebook, the same on every machine: a reduction split over another number of
+# threads can round differently, and the stored outputs are compared with a fresh run's.
+THREADS = 1
 
 # Imported once by the server process that forks every notebook's process.
 PRELOAD = ["torch", "numpy", "matplotlib.pyplot", "sympy", "hypothesis", "IPython", "fastcore.all",
@@ -38,18 +42,20 @@ def code_size(path):
     return sum(len("".join(c["source"])) for c in cells if c["cell_type"] == "code")
 
 
-def _run_in_child(path, threads, conn):
-    "Process body: run one notebook with nbdev's `test_nb`, send back `(passed, error text, CPU seconds)`."
-    captured = io.StringIO()
+def _run_in_child(path, threads, conn, save=False):
+    """Process body: run one notebook as nbdev's `test_nb` does, keeping every cell's fresh outputs
+    (`stored_outputs.run`); send back `(passed, error text, CPU seconds, differing cells)`, where
+    the differing cells are those whose stored text outputs differ from the fresh ones. With
+    `save`, write the fresh outputs into the notebook instead (when it ran through)."""
+    captured, found = io.StringIO(), []
     try:
-        import torch
-        from nbdev.config import get_config
-        from nbdev.test import test_nb
-        torch.set_num_threads(threads)
-        cfg = get_config(Path(path).parent)
-        flags = cfg.tst_flags.split() if isinstance(cfg.tst_flags, str) else list(cfg.tst_flags or [])
-        sys.__stderr__ = captured  # where test_nb writes the failing cell's traceback
-        passed, _ = test_nb(path, skip_flags=flags, basepath=cfg.config_path, cell_timeout=cfg.cell_timeout or None)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))   # stored_outputs, beside this file
+        import stored_outputs
+        cells, error = stored_outputs.run(path, threads)
+        passed = error is None
+        if error: captured.write(error)
+        if passed and save: stored_outputs.save(path, cells)
+        elif passed: found = stored_outputs.differences(stored_outputs.stored_cells(path), cells)
     except BaseException:
         passed = False
         captured.write(traceback.format_exc())
@@ -58,18 +64,19 @@ def _run_in_child(path, threads, conn):
         usage = resource.getrusage(resource.RUSAGE_SELF)  # this notebook's own CPU time, not the server's
         cpu = usage.ru_utime + usage.ru_stime
     except ImportError: cpu = 0.0  # Windows
-    conn.send((bool(passed), captured.getvalue(), cpu))
+    conn.send((bool(passed), captured.getvalue(), cpu, found))
     conn.close()
 
 
-def run_notebooks(paths, workers=None, on_result=None, last_seconds=None, stop=None):
-    """Run every notebook in `paths`; return {name: (passed, seconds, error text, CPU seconds)} in
-    `paths` order. `on_result(name, passed, seconds, error, cpu)` is called as each notebook
-    finishes; `last_seconds` ({name: seconds} from an earlier run) decides which start first. Once
+def run_notebooks(paths, workers=None, on_result=None, last_seconds=None, stop=None, save=False):
+    """Run every notebook in `paths`; return {name: (passed, seconds, error text, CPU seconds,
+    differing cells)} in `paths` order. `on_result(name, passed, seconds, error, cpu, found)` is
+    called as each notebook finishes; `save` writes fresh outputs into each notebook that ran;
+    `last_seconds` ({name: seconds} from an earlier run) decides which start first. Once
     the event `stop` is set, running notebooks are ended and the rest never start (no result)."""
     paths = [Path(p).resolve() for p in paths]
     workers = workers or default_workers(len(paths))
-    threads = max(1, cores() // workers)
+    threads = THREADS
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
@@ -85,17 +92,17 @@ def run_notebooks(paths, workers=None, on_result=None, last_seconds=None, stop=N
         while pending and len(running) < workers:
             path = pending.pop(0)
             receive, send = ctx.Pipe(duplex=False)
-            process = ctx.Process(target=_run_in_child, args=(str(path), threads, send), name=f"notebook {path.name}")
+            process = ctx.Process(target=_run_in_child, args=(str(path), threads, send, save), name=f"notebook {path.name}")
             process.start()
             send.close()
             running[receive] = (path, process, time.perf_counter())
         for conn in wait(list(running), timeout=0.5):
             path, process, start = running.pop(conn)
-            try: passed, error, cpu = conn.recv()
-            except EOFError: passed, error, cpu = False, "the process running it ended without a result", 0.0
+            try: passed, error, cpu, found = conn.recv()
+            except EOFError: passed, error, cpu, found = False, "the process running it ended without a result", 0.0, []
             process.join()
             if process.exitcode: error += f"\n(the notebook's process exited with code {process.exitcode})"
-            results[path.name] = (passed, time.perf_counter() - start, error, cpu)
+            results[path.name] = (passed, time.perf_counter() - start, error, cpu, found)
             if on_result: on_result(path.name, *results[path.name])
     return {p.name: results[p.name] for p in paths if p.name in results}
 
@@ -113,8 +120,8 @@ class BackgroundRun:
         self.thread = threading.Thread(target=self._run, name="notebooks", daemon=True)
         self.thread.start()
 
-    def _record(self, name, passed, seconds, error, cpu):
-        self.results[name] = (passed, seconds, error, cpu)
+    def _record(self, name, passed, seconds, error, cpu, found):
+        self.results[name] = (passed, seconds, error, cpu, found)
         self.done[name].set()
 
     def _run(self):
@@ -122,7 +129,7 @@ class BackgroundRun:
         except BaseException:
             failure = traceback.format_exc()
             for name in self.done:
-                if name not in self.results: self.results[name] = (False, 0.0, f"the notebook runner failed:\n{failure}", 0.0)
+                if name not in self.results: self.results[name] = (False, 0.0, f"the notebook runner failed:\n{failure}", 0.0, [])
         finally:
             self.finished = time.perf_counter()
             for event in self.done.values(): event.set()
@@ -133,9 +140,18 @@ class BackgroundRun:
         self.thread.join()
 
     def result(self, name):
-        "(passed, seconds, error text, CPU seconds) of notebook `name`, once it has run."
+        "(passed, seconds, error text, CPU seconds, differing cells) of notebook `name`, once run."
         self.done[name].wait()
-        return self.results.get(name, (False, 0.0, "not run: the notebooks were stopped first", 0.0))
+        return self.results.get(name, (False, 0.0, "not run: the notebooks were stopped first", 0.0, []))
+
+
+def _print_result(name, passed, seconds, error, cpu, found, save=False):
+    import stored_outputs
+    state = "passed" if passed else "FAILED"
+    if passed and save: state = "outputs stored"
+    elif passed and found: state = f"ran, but {len(found)} cell(s) differ from their stored output"
+    print(f"{seconds:6.1f} s ({cpu:5.1f} s CPU)  {state}  {name}\n{error}".rstrip(), flush=True)
+    if found: print(stored_outputs.describe(name, found, limit=3), flush=True)
 
 
 if __name__ == "__main__":
@@ -143,10 +159,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: every notebook in nbs/)")
     parser.add_argument("--workers", type=int, default=None, help="notebooks run at once (default: one per core)")
+    parser.add_argument("--save", action="store_true",
+                        help="store each notebook's fresh outputs in it (then run nbdev-clean)")
     args = parser.parse_args()
-    paths = args.notebooks or sorted(Path(__file__).resolve().parent.parent.glob("nbs/*.ipynb"))
+    nbs = Path(__file__).resolve().parent.parent / "nbs"
+    paths = [Path(p) if Path(p).exists() else nbs / p for p in args.notebooks] or sorted(nbs.glob("*.ipynb"))
     start = time.perf_counter()
-    results = run_notebooks(paths, args.workers, on_result=lambda name, passed, seconds, error, cpu: print(
-        f"{seconds:6.1f} s ({cpu:5.1f} s CPU)  {'passed' if passed else 'FAILED'}  {name}\n{error}".rstrip(), flush=True))
+    results = run_notebooks(paths, args.workers, save=args.save,
+                            on_result=lambda *r: _print_result(*r, save=args.save))
     print(f"{time.perf_counter() - start:6.1f} s  wall time, {len(results)} notebooks")
-    sys.exit(0 if all(r[0] for r in results.values()) else 1)
+    if args.save:
+        import subprocess
+        subprocess.run([str(Path(sys.executable).parent / "nbdev-clean")], cwd=nbs.parent)
+    sys.exit(0 if all(r[0] and not r[4] for r in results.values()) else 1)

@@ -17,7 +17,16 @@ TINY = dict(n=2, k=3, m=2, budget=0.01, max_repeats=2, threads=1)
 
 
 def test_every_public_name_is_covered():
-    assert set(T.__all__) == {"median_time", "speed_ladder", "ladder_table"}
+    assert set(T.__all__) == {"median_time", "speed_ladder", "ladder_table", "environment_note"}
+
+
+def test_environment_note_names_the_versions():
+    "The line under each chapter: Python, PyTorch and NumPy versions, and the processor."
+    import platform
+    note = T.environment_note()
+    for version in (platform.python_version(), torch.__version__, np.__version__):
+        record_correct(version in note, f"{version} missing from {note!r}")
+    with pytest.raises(TypeError): T.environment_note("cpu")
 
 
 @FAST

@@ -7,14 +7,16 @@ hypothesis; Python 3.11 and torch 2.13.0 stand in for Colab's, see that file), a
 notebook a fresh copy of it where `google.colab` is already imported, as on Colab. The notebook,
 alone in an empty folder, then runs top to bottom with a real kernel, its setup cell included: that
 cell's `pip install "nn-foundations[book]"` takes our wheel by name from `PIP_FIND_LINKS` and the
-rest from the package index. Cells that nbdev-test skips (`#| eval: false`, `notest`) are skipped,
-except that the exercise notebooks run with the chapters' code in place of their stubs and with
-their `check` cells (see `solved_exercises`).
+rest from the package index. Every code cell runs, as Colab's "Run all" runs it: `#| eval: false`
+and `notest` are plain comments there. Each chapter's cells must then print what the notebook
+stores (`stored_outputs.py`, the same comparison as the notebook tests; the setup cell, which
+acts only on Colab, is left out). The exercise notebooks run with the chapters' code in place of
+their stubs (see `solved_exercises`).
 The notebooks run two at a time (`COLAB_WORKERS`); a closing section of pytest's report gives the
 time of each one and what the setup cell installed. See `tests/colab_sim.py` for the machinery.
 
 The other tests here are quick: the setup cell is the same in every notebook and installs by name,
-the simulation skips the cells nbdev skips, and the release's version check works both ways.
+the simulation runs every cell, and the release's version check works both ways.
 """
 import difflib, json, os, re, resource, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,7 @@ from pathlib import Path
 import pytest
 
 import colab_sim
+import stored_outputs
 from conftest import ROOT, NBS
 
 SETUP_CELL = 2          # index of the hidden Colab setup cell in every notebook
@@ -102,15 +105,15 @@ def test_book_extra_covers_what_the_notebooks_import(project):
     assert not missing, f"imported by notebooks but neither in the `book` extra nor the library's dependencies: {missing}"
 
 
-def test_simulation_skips_what_nbdev_test_skips():
-    flags = ["notest"]
-    assert colab_sim.skipped("#| eval: false\nx = 1", flags)
-    assert colab_sim.skipped("#|eval: False\nx = 1", flags)
-    assert colab_sim.skipped("#| hide\n#| notest\nx = 1", flags)
-    assert not colab_sim.skipped("#| hide\nx = 1", flags)
-    assert not colab_sim.skipped("#| eval: true\nx = 1", flags)
-    assert not colab_sim.skipped("x = 1\n#| eval: false", flags)   # a directive only counts at the top
-    assert not colab_sim.skipped("# eval: false\nx = 1", flags)
+def test_simulation_runs_every_cell(tmp_path):
+    "Colab's Run all knows no nbdev directive: the simulated notebook keeps every code cell as code."
+    nb = {"cells": [{"cell_type": "code", "source": s, "metadata": {}, "outputs": [],
+                     "execution_count": None}
+                    for s in ("#| eval: false\nx = 1", "#| notest\ny = 2", "z = 3")],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    colab_sim.prepare(None, tmp_path / "nb.ipynb", nb)
+    copied = json.loads((tmp_path / "nb.ipynb").read_text())["cells"]
+    assert [c["cell_type"] for c in copied] == ["code"] * 3
 
 
 def test_colab_package_list_is_pinned():
@@ -160,8 +163,7 @@ class ColabReport:
         for line in self.lines: write(line)
         for nb, r in self.results.items():
             state = "ok" if r.get("ok") else f"FAILED at cell {r.get('cell')}"
-            skipped = f", skipped cells {r['skipped']}" if r.get("skipped") else ""
-            write(f"{r['seconds']:8.1f} s  {nb}  (setup cell {r.get('setup_seconds', 0):.1f} s{skipped}) {state}")
+            write(f"{r['seconds']:8.1f} s  {nb}  (setup cell {r.get('setup_seconds', 0):.1f} s) {state}")
         end = self.end or time.perf_counter()
         write(f"{end - self.start:8.1f} s  the whole simulation ({len(self.results)} notebooks, "
               f"{WORKERS} at a time, wheel and base environment included)")
@@ -190,17 +192,15 @@ def colab(request, tmp_path_factory):
     base, built = colab_sim.base_env()
     report.lines.append(f"{built:8.1f} s  building the base environment" if built else
                         f"     0.0 s  base environment from the cache: {base}")
-    flags = colab_sim.tst_flags()
 
     solved = solved_exercises(selected)
     cleaner = ThreadPoolExecutor(1, thread_name_prefix="colab-cleanup")   # deletes used copies
     for stale in colab_sim.stale_runs(): cleaner.submit(colab_sim.remove, stale)
 
     def one(nb):
-        # In a solved exercise notebook the `check` cells run too, as `nbdev-test --flags notest` would.
-        try: r = colab_sim.run_notebook(nb, base, wheel, [] if nb in solved else flags,
-                                        lambda d: cleaner.submit(colab_sim.remove, d), solved.get(nb),
-                                        threads=max(1, len(os.sched_getaffinity(0)) // WORKERS))
+        # one torch thread, as in the notebook tests, so that reductions round the same way
+        try: r = colab_sim.run_notebook(nb, base, wheel, lambda d: cleaner.submit(colab_sim.remove, d),
+                                        solved.get(nb), threads=1)
         except Exception as e: r = dict(ok=False, seconds=0.0, cell=None, source="", message=repr(e))
         report.results[name(nb)] = r
         if len(report.results) == len(selected):
@@ -228,6 +228,12 @@ def test_notebook_on_colab(notebook, colab, record_property):
         cell = "" if r.get("source", "") in message else f"--- the cell ---\n{r.get('source', '')}\n"
         pytest.fail(f"{name(notebook)} fails on the simulated Colab runtime at {where}:\n"
                     f"{cell}--- the error ---\n{message[-6000:]}", pytrace=False)
+    if notebook.parent != NBS / "exercises":   # exercise notebooks run solved: nothing stored to match
+        stored = stored_outputs.stored_cells(notebook)
+        fresh = [None if i == SETUP_CELL else {"outputs": r["outputs"].get(str(i), [])}
+                 if c["cell_type"] == "code" else None for i, c in enumerate(stored)]
+        found = stored_outputs.differences(stored, fresh)
+        assert not found, "On the simulated Colab runtime, " + stored_outputs.describe(notebook, found)
     version = wheel.name.split("-")[1]
     assert f"nn-foundations=={version}" in r["installed"], (
         f"{name(notebook)}: the setup cell did not install the wheel just built ({wheel.name}); "

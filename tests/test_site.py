@@ -143,8 +143,7 @@ BROKEN_CELLS = [
     _code('#| code-fold: true\n#| code-summary: "a fold that a script opens on load"\nx = 1'),
     _code('#| code-fold: true\n#| code-summary: "a fold whose summary ignores clicks"\ny = 2'),
     _md("<script>const folds = document.querySelectorAll('details.code-fold'); folds[0].open = "
-        "true;"
-        " folds[1].querySelector('summary').addEventListener('click', e => "
+        "true; folds[1].querySelector('summary').addEventListener('click', e => "
         "e.preventDefault());</script>"),
     _md('<div style="width: 3000px">A block wider than any window.</div>'),
 ]
