@@ -370,3 +370,25 @@ def test_numerical_grad_on_a_big_endian_array():
     outcome, value = judge(N.numerical_grad, lambda: float((x ** 3).sum()), x)
     record_correct(outcome == "result" and np.allclose(value, 3 * x.astype(float) ** 2, atol=1e-6)
                    and np.array_equal(x, before), "numerical_grad on big-endian float64")
+
+
+def test_chapter_8_table_names_every_twin():
+    "Every name defined both here and in a PyTorch module (private helpers too) is in the table."
+    import ast, json
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+
+    def defined(module):
+        tree = ast.parse((root / "foundations" / f"{module}.py").read_text())
+        names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        return names | {t.id for n in tree.body if isinstance(n, ast.Assign)
+                        for t in n.targets if isinstance(t, ast.Name) and t.id != "__all__"}
+    ours = defined("numpy_edition")
+    twins = set().union(*(ours & defined(m) for m in
+                          ("core", "matmul", "broadcasting", "init", "backprop", "modules")))
+    cells = json.loads((root / "nbs" / "08_numpy_edition.ipynb").read_text())["cells"]
+    table = next("".join(c["source"]) for c in cells
+                 if c["cell_type"] == "markdown"
+                 and "| twinned for NumPy |" in "".join(c["source"]))
+    missing = sorted(name for name in twins if f"`{name}`" not in table)
+    record_correct(not missing, f"chapter 8's table of twins lacks {missing}")
