@@ -19,11 +19,20 @@ def _shape_str(shape): return f"({shape[0]},)" if len(shape) == 1 else str(tuple
 # the dtypes a network computes in; PyTorch's float8 types can be stored but hardly computed with
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
-def _kind_error(t, name, floating):
-    "The TypeError for a tensor of the wrong kind (sparse, or not float where floats are needed)."
+# dtypes PyTorch can store but has almost no arithmetic for, on the CPU at least
+_STORED_ONLY = tuple(getattr(torch, name) for name in
+                     ("float8_e4m3fn", "float8_e5m2", "uint16", "uint32", "uint64")
+                     if hasattr(torch, name))   # (older PyTorch has none of the five)
+
+def _kind_error(t, name, floating, computing=False):
+    "A TypeError if `t` is sparse, not float where floats are needed, or stored only; else None."
     if t.layout != torch.strided:
         return TypeError(f"{name} must be a dense tensor, not a {t.layout} one: "
                          f"pass {name}.to_dense()")
+    if computing and not floating and t.dtype in _STORED_ONLY:
+        fix = f"{name}.float()" if t.dtype.is_floating_point else f"{name}.long()"
+        return TypeError(f"{name} is {t.dtype}, which PyTorch can store but hardly compute with: "
+                         f"convert it with {fix}")
     if floating and t.dtype not in FLOAT_DTYPES:
         fix = "" if t.dtype.is_complex else f": convert it with {name}.float()"
         return TypeError(f"{name} must hold floating-point numbers (float16, bfloat16, float32 or "
@@ -139,8 +148,9 @@ def check_shapes(fn:str, # the name of the calling function, used in the message
             raise TypeError(f"{fn}: check_shapes needs {name}=(tensor, pattern), not a "
                             f"{type(arg).__name__}{length}")
         t = arg[0]
-        if not isinstance(t, torch.Tensor) or _kind_error(t, name, floating) is not None:
-            check_tensor(t, name, floating=floating)
+        if not isinstance(t, torch.Tensor): check_tensor(t, name)
+        error = _kind_error(t, name, floating, computing=True)
+        if error is not None: raise error
     sizes = match_shapes(fn, **{name: (t.shape, pattern) for name, (t, pattern) in args.items()})
     first = next(iter(args.values()), (None,))[0]
     for t, _ in args.values():
@@ -291,8 +301,8 @@ def upstream_grad(out:torch.Tensor, # the output of a step, whose .g the step af
     return g
 
 # %% ../nbs/06_training.ipynb #375321ae
-CLASS_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8,
-                torch.uint8, torch.uint16, torch.uint32, torch.uint64)   # class indices: integers
+CLASS_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8) + tuple(
+    getattr(torch, name) for name in ("uint16", "uint32", "uint64") if hasattr(torch, name))
 
 def _check_class_range(targets, n_classes):
     "Refuse classes outside 0..n_classes-1 without making the CPU wait for a GPU to read them."

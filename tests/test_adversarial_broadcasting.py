@@ -172,3 +172,14 @@ def test_matmul_odd_dtypes_and_layouts(fn, dtype):
             low = dict(rtol=2e-2, atol=2e-2) if dtype in (torch.float16, torch.bfloat16) else {}
             record_correct(torch.allclose(fn(a_, b_), a_ @ b_, **low),
                            f"{fn.__name__} on {tuple(a_.shape)}")
+
+
+# ---- issue 27: dtypes PyTorch can store but not compute with -------------------------------------
+@pytest.mark.parametrize("name", ["float8_e4m3fn", "uint16", "uint64"])
+def test_stored_only_dtypes_are_refused_by_the_products(name):
+    "matmul_broadcast and matmul_einsum refuse float8 and wide unsigned integers by name."
+    if not hasattr(torch, name): pytest.skip(f"this PyTorch has no {name}")
+    a, b = torch.ones(2, 3).to(getattr(torch, name)), torch.ones(3, 2).to(getattr(torch, name))
+    for fn in (B.matmul_broadcast, B.matmul_einsum):
+        outcome, e = judge(fn, a, b, names=("a is torch.",))
+        assert outcome == "error" and isinstance(e, TypeError)

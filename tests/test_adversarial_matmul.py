@@ -139,3 +139,17 @@ def test_neuron_on_plain_lists_stays_plain_python():
     assert M.neuron([1.0, 2.0, 3.0], [0.5, -1.0, 2.0], 0.25) == 4.75
     assert type(M.neuron([1.0, 2.0], [3.0, 4.0], 0.0)) is float
     assert M.neuron([], [], 1.5) == 1.5
+
+
+# ---- issue 27: dtypes PyTorch can store but not compute with -------------------------------------
+@pytest.mark.parametrize("name", ["float8_e4m3fn", "float8_e5m2", "uint16", "uint32", "uint64"])
+def test_stored_only_dtypes_are_refused_with_the_fix(name):
+    "float8 and uint16 to uint64 have almost no arithmetic: refused by name, with the conversion."
+    if not hasattr(torch, name): pytest.skip(f"this PyTorch has no {name}")
+    a, b = torch.ones(2, 3).to(getattr(torch, name)), torch.ones(3, 2).to(getattr(torch, name))
+    fix = "a.float()" if name.startswith("float") else "a.long()"
+    for fn in (M.matmul_loops, M.matmul_elementwise):
+        outcome, e = judge(fn, a, b, names=(fix,))
+        assert outcome == "error" and isinstance(e, TypeError)
+    outcome, e = judge(M.neuron, a[0], a[0], 1.0, names=("inputs",))
+    assert outcome == "error" and isinstance(e, TypeError)
