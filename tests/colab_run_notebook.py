@@ -5,9 +5,10 @@ versions of them and needs nothing from this repository.
 
 Usage: `python colab_run_notebook.py NOTEBOOK RESULT_JSON CELL_TIMEOUT_SECONDS`
 
-Every code cell runs, as Colab's "Run all" runs it. The result holds each code cell's outputs, for the first cell that failed, its index in the notebook, its source and the
-error; the seconds each code cell took; and every distribution installed once the notebook is done
-(so the caller sees what the notebook's setup cell installed).
+Every code cell runs, as Colab's "Run all" runs it. The result holds each code cell's outputs,
+for the first cell that failed, its index in the notebook, its source and the error; the seconds
+each code cell took; and every distribution installed once the notebook is done (so the caller
+sees what the notebook's setup cell installed).
 """
 import json, re, sys, time
 from importlib import metadata

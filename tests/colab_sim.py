@@ -29,7 +29,8 @@ CELL_TIMEOUT = 300   # seconds for one cell, setup cell included
 NOTEBOOK_TIMEOUT = 1200  # seconds for a whole notebook, kernel start and shutdown included
 RECIPE = 2           # bump when base_env() changes what it builds: the cache key includes it
 
-FAKE_COLAB = '"""Stand-in for Colab\'s own `google.colab`: the simulation needs it importable and imported."""\n'
+FAKE_COLAB = ('"""Stand-in for Colab\'s own `google.colab`: the simulation needs it importable '
+              'and imported."""\n')
 
 
 def _run(*cmd, **kw):
@@ -77,16 +78,19 @@ def base_env():
         _run(sys.executable, "-m", "venv", venv)
         python = venv / "bin" / "python"
         torch, *rest = pinned_packages()
-        assert torch.startswith("torch=="), f"{PACKAGES}: the first package must be torch, not {torch}"
+        assert torch.startswith("torch=="), (
+            f"{PACKAGES}: the first package must be torch, not {torch}")
         # pip itself at its current release: the one that `venv` bundles with Python 3.11 is from
         # 2023 and takes twice the CPU time to resolve the setup cell's install.
         _run(python, "-m", "pip", "install", "-q", "--upgrade", "pip")
-        _run(python, "-m", "pip", "install", "-q", torch)       # first, so nothing pulls another build
+        # torch first, so nothing pulls another build
+        _run(python, "-m", "pip", "install", "-q", torch)
         _run(python, "-m", "pip", "install", "-q", *rest)
         colab = site_packages(venv) / "google" / "colab"
         colab.mkdir(parents=True)
         (colab / "__init__.py").write_text(FAKE_COLAB)
-        # A .pth line starting with `import` runs at every start-up of this Python, kernels included.
+        # A .pth line starting with `import` runs at every start-up of this Python, kernels
+        # included.
         (colab.parent.parent / "colab_sim.pth").write_text("import google.colab\n")
         freeze = _run(python, "-m", "pip", "list", "--format=freeze")
         (venv / "colab-base-freeze.txt").write_text(freeze)
@@ -109,7 +113,8 @@ def stale_runs():
 
 
 def build_wheel(out):
-    "Build the project's wheel into folder `out` (no dependencies, no isolation) and return its path."
+    """Build the project's wheel into folder `out` (no dependencies, no isolation) and return its
+    path."""
     _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
          "-w", out, HERE.parent)
     (wheel,) = Path(out).glob("nn_foundations-*.whl")
@@ -143,6 +148,78 @@ def clean_env(venv, wheels, jupyter, runtime, threads=None):
     return env
 
 
+def _run_folder(notebook):
+    """A new folder for one run of `notebook`, of its own (chapters and their exercise notebooks
+    share names), named by this process so that `stale_runs` can tell a dead run's leftovers."""
+    runs = CACHE / "colab-runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{Path(notebook).stem}-", dir=runs))
+
+
+def _folders(run_dir):
+    "The run's `venv`, `content` (the kernel's working folder), `jupyter` and `runtime` folders."
+    return tuple(run_dir / n for n in ("venv", "content", "jupyter", "runtime"))
+
+
+def _prepare_run(run_dir, base, notebook, nb):
+    """Fill `run_dir`: a hard-linked copy of `base`, empty working and runtime folders, a kernelspec
+    of that copy, and the notebook (`nb` in its place if given); return the notebook's copy."""
+    venv, content, jupyter, runtime = _folders(run_dir)
+    _run("cp", "-al", base, venv)
+    for d in (content, runtime): d.mkdir()
+    spec = jupyter / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    argv = [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": argv, "display_name": "Python 3 (simulated Colab)", "language": "python"}))
+    # Colab keeps the notebook elsewhere: the kernel's working folder (/content) starts empty
+    (run_dir / "notebook").mkdir()
+    nb_copy = run_dir / "notebook" / Path(notebook).name
+    prepare(notebook, nb_copy, nb)
+    return nb_copy
+
+
+def _run_kernel(run_dir, nb_copy, out, wheel, threads):
+    """Run every cell of `nb_copy` with the run's own Python (`colab_run_notebook.py`), which writes
+    its report to `out`; return the finished process."""
+    venv, content, jupyter, runtime = _folders(run_dir)
+    return subprocess.run([str(venv / "bin" / "python"), str(RUNNER), str(nb_copy), str(out),
+                           str(CELL_TIMEOUT)], cwd=content, capture_output=True, text=True,
+                          env=clean_env(venv, wheel.parent, jupyter, runtime, threads),
+                          timeout=NOTEBOOK_TIMEOUT)
+
+
+def _failure(start, message):
+    "The result of a run that ended without the runner's report."
+    return dict(ok=False, seconds=time.perf_counter() - start, cell=None, source="",
+                message=message)
+
+
+def _installed(base, distributions):
+    "`name==version` of every distribution that is new or changed since the `base` environment."
+    before = dict(l.split("==", 1) for l in (base / "colab-base-freeze.txt").read_text().split()
+                  if "==" in l)
+    before = {canonical(k): v for k, v in before.items()}
+    after = {canonical(k): v for k, v in distributions.items()}
+    return sorted(f"{k}=={v}" for k, v in after.items() if before.get(k) != v)
+
+
+def _setup_cell(nb_copy):
+    "The index of the notebook's setup cell: its first code cell that mentions `google.colab`."
+    nb = json.loads(nb_copy.read_text())
+    return next((i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+                 and "google.colab" in "".join(c["source"])), None)
+
+
+def _read_result(out, base, nb_copy, start):
+    "The runner's report in `out`, with what the setup cell installed and the seconds it took."
+    result = json.loads(out.read_text())
+    result["installed"] = _installed(base, result.pop("distributions"))
+    result["setup_seconds"] = dict(result["cells"]).get(_setup_cell(nb_copy), 0.0)
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
 def run_notebook(notebook, base, wheel, cleanup=None, nb=None, threads=None):
     """Run every cell of `notebook` on a fresh copy of the `base` environment; return a dict: `ok`,
     `seconds`, `setup_seconds` (the setup cell), `installed` (what the setup cell added or changed,
@@ -153,48 +230,18 @@ def run_notebook(notebook, base, wheel, cleanup=None, nb=None, threads=None):
     The copy is deleted at the end, by `cleanup(folder)` if given (deleting 46,000 hard links is
     slow disk work that need not hold up the next notebook), else here."""
     start = time.perf_counter()
-    runs = CACHE / "colab-runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    # A folder of its own (chapters and their exercise notebooks share names), named by this
-    # process so that `stale_runs` can tell a dead run's leftovers.
-    run_dir = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-{Path(notebook).stem}-", dir=runs))
+    run_dir = _run_folder(notebook)
     try:
-        venv, content, jupyter, runtime = (run_dir / n for n in ("venv", "content", "jupyter", "runtime"))
-        _run("cp", "-al", base, venv)
-        for d in (content, runtime): d.mkdir()
-        spec = jupyter / "kernels" / "python3"
-        spec.mkdir(parents=True)
-        (spec / "kernel.json").write_text(json.dumps({
-            "argv": [str(venv / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3 (simulated Colab)", "language": "python"}))
-        # Colab keeps the notebook elsewhere: the kernel's working folder (/content) starts empty
-        (run_dir / "notebook").mkdir()
-        nb_copy = run_dir / "notebook" / Path(notebook).name
-        prepare(notebook, nb_copy, nb)
+        nb_copy = _prepare_run(run_dir, base, notebook, nb)
         out = run_dir / "result.json"
-        try:
-            proc = subprocess.run([str(venv / "bin" / "python"), str(RUNNER), str(nb_copy), str(out),
-                                   str(CELL_TIMEOUT)], cwd=content, capture_output=True, text=True,
-                                  env=clean_env(venv, wheel.parent, jupyter, runtime, threads),
-                                  timeout=NOTEBOOK_TIMEOUT)
+        try: proc = _run_kernel(run_dir, nb_copy, out, wheel, threads)
         except subprocess.TimeoutExpired as e:
-            return dict(ok=False, seconds=time.perf_counter() - start, cell=None, source="",
-                        message=f"the notebook ran past {NOTEBOOK_TIMEOUT} s:\n{e.stdout or ''}\n{e.stderr or ''}")
+            return _failure(start, f"the notebook ran past {NOTEBOOK_TIMEOUT} s:\n"
+                                   f"{e.stdout or ''}\n{e.stderr or ''}")
         if not out.exists():
-            return dict(ok=False, seconds=time.perf_counter() - start, cell=None, source="",
-                        message=f"the runner stopped ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-        result = json.loads(out.read_text())
-        before = dict(l.split("==", 1) for l in (base / "colab-base-freeze.txt").read_text().split()
-                      if "==" in l)
-        before = {canonical(k): v for k, v in before.items()}
-        after = {canonical(k): v for k, v in result.pop("distributions").items()}
-        result["installed"] = sorted(f"{k}=={v}" for k, v in after.items() if before.get(k) != v)
-        nb = json.loads(nb_copy.read_text())
-        setup = next((i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
-                      and "google.colab" in "".join(c["source"])), None)
-        result["setup_seconds"] = dict(result["cells"]).get(setup, 0.0)
-        result["seconds"] = time.perf_counter() - start
-        return result
+            return _failure(start, f"the runner stopped ({proc.returncode}):\n"
+                                   f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        return _read_result(out, base, nb_copy, start)
     finally:
         (cleanup or remove)(run_dir)
 

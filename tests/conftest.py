@@ -16,7 +16,8 @@ NBS = ROOT / "nbs"
 
 _part_time = defaultdict(float)   # test file -> seconds (setup, call and teardown together)
 _session_start = time.perf_counter()
-notebook_run = None               # the notebooks running in the background (notebook_runner.BackgroundRun)
+# the notebooks running in the background (notebook_runner.BackgroundRun)
+notebook_run = None
 background_time = {}              # work started early, in the background -> seconds it took
 
 
@@ -69,21 +70,30 @@ def pytest_terminal_summary(terminalreporter):
     write = terminalreporter.write_line
     terminalreporter.section("wall time by part")
     for part, seconds in sorted(_part_time.items(), key=lambda kv: -kv[1]):
-        write(f"{seconds:8.1f} s  {part}" + ("  (waiting for the notebooks after the other parts)"
-                                              if part.endswith("test_notebooks.py") and notebook_run else ""))
-    write(f"{sum(_part_time.values()):8.1f} s  all parts ({time.perf_counter() - _session_start:.1f} s since pytest started)")
-    for what, seconds in background_time.items(): write(f"{seconds:8.1f} s  {what} (in the background, from collection on)")
+        waiting = part.endswith("test_notebooks.py") and notebook_run
+        write(f"{seconds:8.1f} s  {part}"
+              + ("  (waiting for the notebooks after the other parts)" if waiting else ""))
+    since = time.perf_counter() - _session_start
+    write(f"{sum(_part_time.values()):8.1f} s  all parts ({since:.1f} s since pytest started)")
+    for what, seconds in background_time.items():
+        write(f"{seconds:8.1f} s  {what} (in the background, from collection on)")
     if notebook_run and notebook_run.results:
         run, results = notebook_run, notebook_run.results
         write("")
         for path in run.paths:
-            if path.name in results: write(f"{results[path.name][1]:8.1f} s  {path.name}  ({results[path.name][3]:.1f} s CPU)")
+            if path.name in results:
+                write(f"{results[path.name][1]:8.1f} s  {path.name}  "
+                      f"({results[path.name][3]:.1f} s CPU)")
         span = (run.finished or time.perf_counter()) - run.started
-        write(f"{sum(r[1] for r in results.values()):8.1f} s  executing every notebook ({len(results)}, one fresh process "
-              f"each, {run.workers} at once alongside the other parts: {span:.1f} s from first start to last result; "
+        write(f"{sum(r[1] for r in results.values()):8.1f} s  executing every notebook "
+              f"({len(results)}, one fresh process each, {run.workers} at once alongside the other "
+              f"parts: {span:.1f} s from first start to last result; "
               f"{sum(r[3] for r in results.values()):.1f} s CPU)")
-    adversarial = sys.modules.get("adversarial")   # the harness of tests/test_adversarial_*.py, if they ran
+    # the harness of tests/test_adversarial_*.py, if they ran
+    adversarial = sys.modules.get("adversarial")
     if adversarial is not None and adversarial.OUTCOMES:
         write("")
-        for outcome, count in adversarial.OUTCOMES.most_common(): write(f"{count:8d}    {outcome}")
-        write(f"{sum(adversarial.OUTCOMES.values()):8d}    adversarial calls judged (tests/adversarial.py)")
+        for outcome, count in adversarial.OUTCOMES.most_common():
+            write(f"{count:8d}    {outcome}")
+        write(f"{sum(adversarial.OUTCOMES.values()):8d}    adversarial calls judged "
+              "(tests/adversarial.py)")

@@ -25,7 +25,8 @@ PRELOAD = ["torch", "numpy", "matplotlib.pyplot", "sympy", "hypothesis", "IPytho
 
 
 def cores():
-    "The cores this process may use (fewer than the machine's under `taskset` or a container's limit)."
+    """The cores this process may use (fewer than the machine's under `taskset` or a container's
+    limit)."""
     try: return len(os.sched_getaffinity(0))
     except AttributeError: return os.cpu_count() or 1
 
@@ -36,7 +37,8 @@ def default_workers(n_notebooks):
 
 
 def code_size(path):
-    "Characters of code in a notebook: a rough guess of how long it runs, to start the longest first."
+    """Characters of code in a notebook: a rough guess of how long it runs, to start the longest
+    first."""
     import json
     cells = json.loads(Path(path).read_text())["cells"]
     return sum(len("".join(c["source"])) for c in cells if c["cell_type"] == "code")
@@ -49,7 +51,8 @@ def _run_in_child(path, threads, conn, save=False):
     `save`, write the fresh outputs into the notebook instead (when it ran through)."""
     captured, found = io.StringIO(), []
     try:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))   # stored_outputs, beside this file
+        # stored_outputs, beside this file
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
         import stored_outputs
         cells, error = stored_outputs.run(path, threads)
         passed = error is None
@@ -61,11 +64,21 @@ def _run_in_child(path, threads, conn, save=False):
         captured.write(traceback.format_exc())
     try:
         import resource
-        usage = resource.getrusage(resource.RUSAGE_SELF)  # this notebook's own CPU time, not the server's
+        # this notebook's own CPU time, not the server's
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu = usage.ru_utime + usage.ru_stime
     except ImportError: cpu = 0.0  # Windows
     conn.send((bool(passed), captured.getvalue(), cpu, found))
     conn.close()
+
+
+def _context():
+    "Processes forked from a server that has imported `PRELOAD`; spawned ones where there is none."
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        return ctx
+    return mp.get_context("spawn")  # Windows: each notebook's process imports torch itself
 
 
 def run_notebooks(paths, workers=None, on_result=None, last_seconds=None, stop=None, save=False):
@@ -77,10 +90,7 @@ def run_notebooks(paths, workers=None, on_result=None, last_seconds=None, stop=N
     paths = [Path(p).resolve() for p in paths]
     workers = workers or default_workers(len(paths))
     threads = THREADS
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(PRELOAD)
-    else: ctx = mp.get_context("spawn")  # Windows: each notebook's process imports torch itself
+    ctx = _context()
     last = last_seconds or {}
     longest_first = sorted(paths, key=lambda p: (last.get(p.name, -1), code_size(p)), reverse=True)
     pending, running, results = longest_first, {}, {}  # the longest first leaves a short tail
@@ -92,16 +102,20 @@ def run_notebooks(paths, workers=None, on_result=None, last_seconds=None, stop=N
         while pending and len(running) < workers:
             path = pending.pop(0)
             receive, send = ctx.Pipe(duplex=False)
-            process = ctx.Process(target=_run_in_child, args=(str(path), threads, send, save), name=f"notebook {path.name}")
+            process = ctx.Process(target=_run_in_child, args=(str(path), threads, send, save),
+                                  name=f"notebook {path.name}")
             process.start()
             send.close()
             running[receive] = (path, process, time.perf_counter())
         for conn in wait(list(running), timeout=0.5):
             path, process, start = running.pop(conn)
             try: passed, error, cpu, found = conn.recv()
-            except EOFError: passed, error, cpu, found = False, "the process running it ended without a result", 0.0, []
+            except EOFError:
+                passed, cpu, found = False, 0.0, []
+                error = "the process running it ended without a result"
             process.join()
-            if process.exitcode: error += f"\n(the notebook's process exited with code {process.exitcode})"
+            if process.exitcode:
+                error += f"\n(the notebook's process exited with code {process.exitcode})"
             results[path.name] = (passed, time.perf_counter() - start, error, cpu, found)
             if on_result: on_result(path.name, *results[path.name])
     return {p.name: results[p.name] for p in paths if p.name in results}
@@ -115,7 +129,8 @@ class BackgroundRun:
     def __init__(self, paths, workers=None, last_seconds=None):
         self.paths, self.last_seconds = [Path(p).resolve() for p in paths], last_seconds
         self.workers = workers or default_workers(len(self.paths))
-        self.results, self.done, self.stopping = {}, {p.name: threading.Event() for p in self.paths}, threading.Event()
+        self.results, self.stopping = {}, threading.Event()
+        self.done = {p.name: threading.Event() for p in self.paths}
         self.started, self.finished = time.perf_counter(), None
         self.thread = threading.Thread(target=self._run, name="notebooks", daemon=True)
         self.thread.start()
@@ -127,22 +142,24 @@ class BackgroundRun:
     def _run(self):
         try: run_notebooks(self.paths, self.workers, self._record, self.last_seconds, self.stopping)
         except BaseException:
-            failure = traceback.format_exc()
+            error = f"the notebook runner failed:\n{traceback.format_exc()}"
             for name in self.done:
-                if name not in self.results: self.results[name] = (False, 0.0, f"the notebook runner failed:\n{failure}", 0.0, [])
+                if name not in self.results: self.results[name] = (False, 0.0, error, 0.0, [])
         finally:
             self.finished = time.perf_counter()
             for event in self.done.values(): event.set()
 
     def stop(self):
-        "End the notebooks still running (pytest stopped early, e.g. `-x`); wait until they have ended."
+        """End the notebooks still running (pytest stopped early, e.g. `-x`); wait until they have
+        ended."""
         self.stopping.set()
         self.thread.join()
 
     def result(self, name):
         "(passed, seconds, error text, CPU seconds, differing cells) of notebook `name`, once run."
         self.done[name].wait()
-        return self.results.get(name, (False, 0.0, "not run: the notebooks were stopped first", 0.0, []))
+        not_run = (False, 0.0, "not run: the notebooks were stopped first", 0.0, [])
+        return self.results.get(name, not_run)
 
 
 def _print_result(name, passed, seconds, error, cpu, found, save=False):
@@ -157,13 +174,16 @@ def _print_result(name, passed, seconds, error, cpu, found, save=False):
 if __name__ == "__main__":
     import argparse
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: every notebook in nbs/)")
-    parser.add_argument("--workers", type=int, default=None, help="notebooks run at once (default: one per core)")
+    parser.add_argument("notebooks", nargs="*",
+                        help="notebooks to run (default: every notebook in nbs/)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="notebooks run at once (default: one per core)")
     parser.add_argument("--save", action="store_true",
                         help="store each notebook's fresh outputs in it (then run nbdev-clean)")
     args = parser.parse_args()
     nbs = Path(__file__).resolve().parent.parent / "nbs"
-    paths = [Path(p) if Path(p).exists() else nbs / p for p in args.notebooks] or sorted(nbs.glob("*.ipynb"))
+    paths = ([Path(p) if Path(p).exists() else nbs / p for p in args.notebooks]
+             or sorted(nbs.glob("*.ipynb")))
     start = time.perf_counter()
     results = run_notebooks(paths, args.workers, save=args.save,
                             on_result=lambda *r: _print_result(*r, save=args.save))

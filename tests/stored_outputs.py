@@ -136,7 +136,8 @@ def save(path, fresh_cells):
         if cell["cell_type"] != "code" or fresh is None: continue
         outputs = _plain(list(fresh.get("outputs") or []))
         for out in outputs:
-            if "text" in out and isinstance(out["text"], str): out["text"] = out["text"].splitlines(True)
+            if "text" in out and isinstance(out["text"], str):
+                out["text"] = out["text"].splitlines(True)
             for mime, value in out.get("data", {}).items():
                 if isinstance(value, str) and not mime.startswith("image/png"):
                     out["data"][mime] = value.splitlines(True)

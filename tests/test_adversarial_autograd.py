@@ -19,7 +19,8 @@ FAST = settings(max_examples=20, derandomize=True, deadline=None, database=None)
 
 
 def test_every_public_name_is_covered():
-    assert set(A.__all__) == {"Tensor", "unbroadcast", "no_grad", "draw_graph", "cross_entropy", "conv2d"}
+    assert set(A.__all__) == {"Tensor", "unbroadcast", "no_grad", "draw_graph", "cross_entropy", "conv2d",
+                              "make_node", "topological_order", "graph_layout", "backward_steps"}
 
 
 def randn(*shape, dtype=torch.float64, seed=0):
@@ -281,7 +282,7 @@ def test_no_grad():
     a = Tensor(randn(2), requires_grad=True)
     guard = A.no_grad()
     with guard: out = a * 2
-    record_correct(not out.requires_grad and out._parents == (), "no graph inside no_grad")
+    record_correct(not out.requires_grad and out.parents == (), "no graph inside no_grad")
     with pytest.raises(KeyError):
         with A.no_grad(): raise KeyError("inside")
     record_correct((a * 2).requires_grad, "recording back on after an error")
@@ -419,3 +420,369 @@ def test_conv2d_edge_cases():
     x, tx = leaf(randn(1, 1, 4, 4).to("meta"))
     weight, tw = leaf(randn(1, 1, 3, 3).to("meta"))
     compare(A.conv2d(x, weight), F.conv2d(tx, tw), [(x, tx), (weight, tw)], "meta")
+
+
+# ---------------------------------------------------------------- the public engine API (issue 25)
+
+
+def test_make_node_contract():
+    "make_node: records only if a parent requires grad; sums broadcasts; refuses bad parts."
+    a, ta = leaf(randn(2, 3))
+    rows = randn(4, 2, 3, seed=1)
+    out = A.make_node(rows * a.data, (rows, a), lambda g: (None, g * rows), "scale")
+    record_correct(out.parents[1] is a and out.op == "scale" and out.requires_grad, "recorded")
+    compare(out, rows * ta, [(a, ta)], "make_node with a broadcast operand")
+    with A.no_grad():
+        off = A.make_node(a.data * 2, (a,), lambda g: (g * 2,), "double")
+    record_correct(off.parents == () and off.op == "" and not off.requires_grad, "no_grad: a leaf")
+    data_only = A.make_node(
+        torch.ones(2), (Tensor(torch.ones(2)), 3.0), lambda g: (g, None), "plus"
+    )
+    record_correct(
+        not data_only.requires_grad and data_only.parents == (), "no operand requires grad"
+    )
+    for bad in (
+        (a.data, [a], lambda g: (g,), "op"),
+        (a.data, (a,), "not callable", "op"),
+        ([1.0], (a,), lambda g: (g,), "op"),
+        (a.data, (a,), lambda g: (g,), 3),
+    ):
+        assert judge(A.make_node, *bad, names=("make_node",))[0] == "error"
+    for backward, what in (
+        (lambda g: g, "a tuple of 1"),
+        (lambda g: (g, g), "a tuple of 1"),
+        (lambda g: (torch.ones(7),), "does not fit"),
+        (lambda g: ("g",), "torch tensor"),
+    ):
+        node = A.make_node(a.data * 1, (a,), backward, "custom")
+        outcome, e = judge(
+            lambda: node.backward(torch.ones(2, 3, dtype=torch.float64)), names=("custom",)
+        )
+        assert outcome == "error" and what in str(e), e
+
+
+def test_topological_order_and_backward_steps():
+    "topological_order: each tensor before its operands; backward_steps: backward's gradients."
+    x, tx = leaf(randn(3))
+    w, tw = leaf(randn(3, seed=1))
+    h = (x * w).tanh()
+    out = (h * h + h * x).sum()
+    order = A.topological_order(out)
+    position = {id(t): i for i, t in enumerate(order)}
+    for t in order:
+        for p in t.parents:
+            if isinstance(p, Tensor) and p.requires_grad:
+                record_correct(position[id(t)] < position[id(p)], "a tensor before its operands")
+    record_correct(
+        order[0] is out and len(order) == len({id(t) for t in order}), "root first, once each"
+    )
+    record_correct(A.topological_order(Tensor(1.0)) == [], "a leaf without grad: nothing")
+    steps = A.backward_steps(out)
+    record_correct(x.grad is None and w.grad is None, "backward_steps stores no .grad")
+    layout = A.graph_layout(out)
+    th = (tx * tw).tanh()
+    (th * th + th * tx).sum().backward()
+    done = {s["node"]: s["grad"] for s in steps}
+    labels = [n["label"] for n in layout["nodes"]]
+    leaf_ids = [n["id"] for n in layout["nodes"] if n["kind"] == "leaf"]
+    record_correct(
+        len(leaf_ids) == 2 and len(steps) == len(order), f"ids shared with the layout: {labels}"
+    )
+    got = sorted((done[i] for i in leaf_ids), key=lambda t: t.sum().item())
+    want = sorted((tx.grad, tw.grad), key=lambda t: t.sum().item())
+    for ours, theirs in zip(got, want):
+        same(ours, theirs, "backward_steps' leaf gradients")
+    for s in steps:
+        record_correct(s["node"] not in s["totals"], "a finished tensor is no longer pending")
+    out.backward()  # not freed by backward_steps
+    same(x.grad, tx.grad, "backward after backward_steps")
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        A.backward_steps(out)
+    assert judge(A.topological_order, "x", names=("root",))[0] == "error"
+    assert judge(A.backward_steps, x.data, names=("root",))[0] == "error"
+
+
+def test_graph_layout_shows_reuse_and_fits():
+    "x*x + x: three edges from x; no overlaps; <= 900 px for 20 nodes; freed graphs say so."
+    x = Tensor(2.0, requires_grad=True)
+    layout = A.graph_layout(x * x + x, names={x: "x"})
+    xid = next(n["id"] for n in layout["nodes"] if n["label"] == "x")
+    from_x = [e for e in layout["edges"] if e["src"] == xid]
+    targets = sorted((layout["nodes"][e["dst"]]["label"], e["slot"]) for e in from_x)
+    record_correct(targets == [("*", 0), ("*", 1), ("+", 1)], f"edges from x: {targets}")
+    record_correct(
+        len({tuple(map(tuple, e["points"])) for e in from_x}) == 3, "three distinct paths"
+    )
+    g = torch.Generator().manual_seed(0)
+    leaves = [Tensor(torch.randn(2, generator=g), requires_grad=True) for _ in range(6)]
+    t = leaves[0]
+    for a, b in zip(leaves[1:], leaves[:-1]):
+        t = (t * a).relu() + b  # a deep graph with long edges
+    wide = sum((leaf * 2 for leaf in leaves[:4]), Tensor(torch.zeros(2)))
+    for root in (t, wide, (leaves[0].reshape(1, 2) @ leaves[1].reshape(2, 1)).sum()):
+        layout = A.graph_layout(root)
+        nodes = layout["nodes"]
+        boxes = [(n["x"], n["y"], len(n["label"]) * 6.7 + 18, 24) for n in nodes]
+        for i, p in enumerate(boxes):
+            for q in boxes[i + 1 :]:
+                record_correct(
+                    not (abs(p[0] - q[0]) < (p[2] + q[2]) / 2 and abs(p[1] - q[1]) < 24),
+                    "two node boxes overlap",
+                )
+        record_correct(
+            all(0 <= n["x"] <= layout["width"] and 0 <= n["y"] <= layout["height"] for n in nodes),
+            "nodes inside the figure",
+        )
+        if len(nodes) <= 21:
+            record_correct(layout["width"] <= 900, f"{layout['width']:.0f} px wide")
+        record_correct(
+            {"id", "label", "kind", "x", "y", "shape", "name"} <= set(nodes[0]), "node keys"
+        )
+    loss = (leaves[0] * 3).sum()
+    loss.backward()
+    for f in (A.graph_layout, A.draw_graph):
+        with pytest.raises(RuntimeError, match="retain_graph=True"):
+            f(loss)
+    kept = (leaves[0] * 3).sum()
+    kept.backward(retain_graph=True)
+    record_correct(len(A.graph_layout(kept)["nodes"]) == 3, "retain_graph keeps the graph to draw")
+    assert judge(lambda: A.graph_layout(kept, [1]), names=("names",))[0] == "error"
+
+
+# ---------------------------------------------------------------- safety like PyTorch's
+
+
+def test_in_place_changes_are_caught_as_pytorch_catches_them():
+    "A saved tensor changed in place: refused, naming the operation, where PyTorch refuses."
+    cases = {
+        "*": lambda t: t * t,
+        "exp": lambda t: t.exp(),
+        "relu": lambda t: t.relu(),
+        "@": lambda t: t @ t.T,
+        "/": lambda t: 1 / (t + 3),
+        "log": lambda t: (t * t + 1).log(),
+        "tanh": lambda t: t.tanh(),
+    }
+    for op, f in cases.items():
+        a, ta = leaf(randn(2, 2))
+        out, tout = f(a), f(ta)
+        a.data.add_(1)
+        with torch.no_grad():
+            ta.add_(1)
+        theirs_refused = False
+        try:
+            tout.sum().backward()
+        except RuntimeError:
+            theirs_refused = True
+        try:
+            out.sum().backward()
+            ours_refused = False
+        except RuntimeError as e:
+            ours_refused = True
+            record_correct(
+                "in place" in str(e) and "'" in str(e),
+                f"{op}: the message names the operation: {e}",
+            )
+        record_correct(
+            ours_refused == theirs_refused,
+            f"{op}: refused {ours_refused}, PyTorch {theirs_refused}",
+        )
+    s, ts = leaf(randn(3))
+    total = (s + 1).sum()  # + saves nothing: allowed, as in PyTorch
+    s.data.mul_(2)
+    total.backward()
+    same(s.grad, torch.ones(3, dtype=torch.float64), "an addition does not care")
+
+
+def test_in_place_operators():
+    "p -= x on a Tensor that requires grad: shows p.data -= lr * p.grad; under no_grad: in place."
+    for update in (
+        lambda p: p.__isub__(1.0),
+        lambda p: p.__iadd__(1.0),
+        lambda p: p.__imul__(2.0),
+        lambda p: p.__itruediv__(2.0),
+    ):
+        p = Tensor(randn(2), requires_grad=True)
+        with pytest.raises(RuntimeError, match=r"p\.data -= lr \* p\.grad"):
+            update(p)
+    p = Tensor(torch.ones(2), requires_grad=True)
+    before = p
+    with A.no_grad():
+        p -= 0.5 * torch.ones(2)
+    record_correct(
+        p is before and torch.equal(p.data, torch.full((2,), 0.5)), "no_grad: updated in place"
+    )
+    q = Tensor(torch.ones(2))
+    q *= Tensor(torch.full((2,), 3.0))
+    record_correct(torch.equal(q.data, torch.full((2,), 3.0)), "no grad anywhere: in place")
+    assert judge(lambda: q.__iadd__("x"), names=("+=",))[0] == "error"
+
+
+def test_every_grad_is_its_own_contiguous_tensor():
+    "No .grad shares storage with another .grad or the seed; every .grad is contiguous."
+    a, b = Tensor(torch.ones(2, 3), requires_grad=True), Tensor(
+        torch.ones(2, 3), requires_grad=True
+    )
+    seed = torch.ones(2, 3)
+    (a + b).backward(seed)
+    record_correct(
+        a.grad.data_ptr() != b.grad.data_ptr()
+        and seed.data_ptr() not in (a.grad.data_ptr(), b.grad.data_ptr()),
+        "shared storage",
+    )
+    for make in (
+        lambda w: w.sum(),
+        lambda w: w.mean(),
+        lambda w: w.reshape(6).sum(),
+        lambda w: w.T.sum(),
+        lambda w: w.max(),
+        lambda w: w[0].sum(),
+    ):
+        w = Tensor(torch.ones(2, 3), requires_grad=True)
+        make(w).backward()
+        record_correct(w.grad.is_contiguous() and w.grad.stride() == (3, 1), "a contiguous .grad")
+        w.grad.mul_(0.5)
+    leafy = Tensor(torch.ones(2), requires_grad=True)
+    hidden = leafy * 2
+    hidden.sum().backward()
+    record_correct(
+        hidden.grad is None and leafy.grad is not None, ".grad for leaves only, as in PyTorch"
+    )
+
+
+def test_torch_operands_and_functions():
+    "Torch tensors that require grad refused; torch.fn(t) points to the method; operators defer."
+    t = Tensor(randn(3), requires_grad=True)
+    tracked = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    for call in (
+        lambda: t * tracked,
+        lambda: tracked + t,
+        lambda: t - tracked,
+        lambda: tracked @ t,
+    ):
+        outcome, e = judge(call, names=("requires grad",))
+        assert outcome == "error" and "detach()" in str(e)
+    record_correct(not Tensor(tracked).data.requires_grad, "Tensor(t) detaches")
+    for fn, method in ((torch.exp, "t.exp"), (torch.tanh, "t.tanh"), (torch.relu, "t.relu")):
+        outcome, e = judge(fn, t, names=(method,))
+        assert outcome == "error"
+    assert judge(torch.sigmoid, t, names=("engine's operations",))[0] == "error"
+    compare(
+        torch.ones(3, dtype=torch.float64) * t,
+        torch.ones(3, dtype=torch.float64) * t.data.clone().requires_grad_(),
+        [],
+        "a torch tensor on the left",
+    )
+    record_correct(
+        np.ones(3) is not None and judge(lambda: np.ones(3) * t, names=("ndarray",))[0] == "error",
+        "NumPy leaves the operation to Tensor",
+    )
+
+
+# ---------------------------------------------------------------- the operations learners reach for
+
+
+@st.composite
+def index_cases(draw):
+    "A shape and an index into it: ints, slices (positive steps, as torch), index tensors."
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    parts = []
+    for n in shape[: draw(st.integers(1, len(shape)))]:
+        kind = draw(st.sampled_from(["int", "slice", "tensor", "all"]))
+        if kind == "int":
+            parts.append(draw(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            parts.append(
+                slice(draw(st.integers(-n, n)), draw(st.integers(-n, n)), draw(st.integers(1, 3)))
+            )
+        elif kind == "tensor":
+            parts.append(
+                torch.tensor(draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=5)))
+            )
+        else:
+            parts.append(slice(None))
+    return (
+        shape,
+        parts[0] if len(parts) == 1 and draw(st.booleans()) else tuple(parts),
+        draw(st.integers(0, 99)),
+    )
+
+
+@FAST
+@given(index_cases())
+def test_indexing_against_torch(case):
+    "t[index], ints, slices, index tensors with repeats: values and summed gradients as PyTorch's."
+    shape, index, seed = case
+    a, ta = leaf(randn(*shape, seed=seed))
+    try:
+        expected = ta[index]
+    except IndexError:  # index tensors that do not broadcast together
+        with pytest.raises(IndexError):
+            a[index]
+        return
+    compare(a[index], expected, [(a, ta)], f"t{list(shape)}[{index!r}]")
+
+
+def test_indexing_odd_cases():
+    "Masks, None, Ellipsis, lists, a Tensor as index; out of range: torch's IndexError, as PyTorch."
+    for index in (
+        torch.tensor([True, False, True]),
+        (None, Ellipsis, 1),
+        [2, 2, 0],
+        (Ellipsis, 0),
+        Tensor(torch.tensor([1, 1])),
+        torch.tensor([[0, 2], [2, 2]]),
+    ):
+        a, ta = leaf(randn(3, 2))
+        compare(a[index], ta[_plain(index)], [(a, ta)], f"t[{index!r}]")
+    with pytest.raises(IndexError):
+        Tensor(randn(3))[3]
+
+
+def _plain(index):
+    return index.data if isinstance(index, Tensor) else index
+
+
+@FAST
+@given(
+    shape=st.lists(st.integers(1, 3), min_size=0, max_size=3),
+    dim=st.integers(-3, 2),
+    keepdim=st.booleans(),
+    ties=st.booleans(),
+    seed=st.integers(0, 99),
+)
+def test_max_against_torch(shape, dim, keepdim, ties, seed):
+    "max() and max(dim): values, indices, gradients as PyTorch's, with ties; bad dims refused."
+    data = torch.randn(
+        tuple(shape), dtype=torch.float64, generator=torch.Generator().manual_seed(seed)
+    )
+    if ties:
+        data = data.round()  # many equal entries
+    a, ta = leaf(data)
+    compare(a.max(), ta.max(), [(a, ta)], "max()")
+    a, ta = leaf(data)
+    outcome, out = judge(lambda: a.max(dim, keepdim=keepdim), names=("dim",))
+    if outcome == "result":
+        expected = ta.max(dim, keepdim=keepdim)
+        record_correct(torch.equal(out.indices, expected.indices), "the indices torch chose")
+        compare(out.values, expected.values, [(a, ta)], f"max({dim}, keepdim={keepdim})")
+
+
+def test_tanh_item_dtype_ndim_detach():
+    "tanh against PyTorch (large inputs too); item, dtype, ndim and detach as PyTorch's."
+    a, ta = leaf(torch.tensor([-30.0, -1.0, 0.0, 0.5, 40.0], dtype=torch.float64))
+    compare(a.tanh() * a, ta.tanh() * ta, [(a, ta)], "tanh")
+    for data in (torch.tensor(2.5), torch.ones(1, 1, dtype=torch.float64), torch.arange(3)):
+        t = Tensor(data)
+        record_correct((t.dtype, t.ndim) == (data.dtype, data.ndim), "dtype and ndim")
+        if data.numel() == 1:
+            record_correct(t.item() == data.item() and type(t.item()) is type(data.item()), "item")
+    with pytest.raises(RuntimeError):
+        Tensor(torch.ones(2)).item()  # torch's own refusal, as in PyTorch
+    w = Tensor(randn(2), requires_grad=True)
+    cut = (w * 2).detach()
+    record_correct(
+        not cut.requires_grad and cut.parents == () and cut.grad is None, "detach: a new leaf"
+    )
+    (cut * w).sum().backward()
+    same(w.grad, cut.data, "the detached factor is a constant")

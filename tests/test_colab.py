@@ -59,7 +59,7 @@ def solved_exercises(paths):
     return {p: solved[p.name] for p in paths}
 
 
-def name(path): return path.relative_to(NBS).as_posix() if NBS in path.parents else path.relative_to(ROOT).as_posix()
+def name(path): return path.relative_to(NBS if NBS in path.parents else ROOT).as_posix()
 
 
 def cells(path): return json.loads(path.read_text())["cells"]
@@ -76,37 +76,45 @@ def test_setup_cell_is_the_same_everywhere_and_installs_by_name(project):
     installs = re.findall(r'"(nn-foundations\[(\w+)\])"', reference)
     assert installs, f"the setup cell installs no `nn-foundations[...]`:\n{reference}"
     for spec, extra in installs:
-        assert extra in extras, f"the setup cell installs {spec}, but pyproject.toml has no extra {extra!r}"
+        assert extra in extras, (
+            f"the setup cell installs {spec}, but pyproject.toml has no extra {extra!r}")
     assert project["name"] == "nn-foundations"
     assert reference.startswith("#| hide"), "the setup cell must stay hidden on the site"
     assert '"google.colab" in sys.modules' in reference, "the setup cell must act on Colab only"
-    assert not re.search(r"git\+|https?://|github", reference), f"install by name, not from a URL:\n{reference}"
+    assert not re.search(r"git\+|https?://|github", reference), (
+        f"install by name, not from a URL:\n{reference}")
     differ = {name(p): source(cells(p)[SETUP_CELL]) if len(cells(p)) > SETUP_CELL else ""
               for p in book_notebooks()}
     differ = {n: s for n, s in differ.items() if s != reference}
-    diffs = ["\n".join(difflib.unified_diff(reference.splitlines(), s.splitlines(), "index.ipynb", n,
-                                            lineterm="")) for n, s in differ.items()]
-    assert not differ, (f"cell {SETUP_CELL} differs from index.ipynb's setup cell in {list(differ)}:\n"
-                        + "\n".join(diffs))
+    diffs = ["\n".join(difflib.unified_diff(reference.splitlines(), s.splitlines(), "index.ipynb",
+                                            n, lineterm="")) for n, s in differ.items()]
+    assert not differ, (f"cell {SETUP_CELL} differs from index.ipynb's setup cell in "
+                        f"{list(differ)}:\n" + "\n".join(diffs))
 
 
 def test_book_extra_covers_what_the_notebooks_import(project):
-    "Every top-level module a notebook imports is the library's, the standard library's, or declared."
-    provided = {"foundations", "torch", "numpy", "IPython"}   # the package itself, its dependencies, Jupyter
-    provided |= {re.split(r"[<>=!~;\[ ]", r)[0].lower() for r in project["optional-dependencies"]["book"]}
+    """Every top-level module a notebook imports is the library's, the standard library's, or
+    declared."""
+    # the package itself, its dependencies, Jupyter
+    provided = {"foundations", "torch", "numpy", "IPython"}
+    provided |= {re.split(r"[<>=!~;\[ ]", r)[0].lower()
+                 for r in project["optional-dependencies"]["book"]}
     missing = {}
     for p in book_notebooks():
         for cell in cells(p):
             if cell["cell_type"] != "code": continue
             for m in re.finditer(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", source(cell), re.M):
                 top = m[1]
-                if top in sys.stdlib_module_names or top in provided or top.lower() in provided: continue
+                if top in sys.stdlib_module_names or top in provided or top.lower() in provided:
+                    continue
                 missing.setdefault(top, set()).add(name(p))
-    assert not missing, f"imported by notebooks but neither in the `book` extra nor the library's dependencies: {missing}"
+    assert not missing, ("imported by notebooks but neither in the `book` extra nor the library's "
+                         f"dependencies: {missing}")
 
 
 def test_simulation_runs_every_cell(tmp_path):
-    "Colab's Run all knows no nbdev directive: the simulated notebook keeps every code cell as code."
+    """Colab's Run all knows no nbdev directive: the simulated notebook keeps every code cell as
+    code."""
     nb = {"cells": [{"cell_type": "code", "source": s, "metadata": {}, "outputs": [],
                      "execution_count": None}
                     for s in ("#| eval: false\nx = 1", "#| notest\ny = 2", "z = 3")],
@@ -126,8 +134,10 @@ def test_colab_package_list_is_pinned():
 
 def test_release_version_check_both_ways(tmp_path):
     script = ROOT / "tools" / "check_release_version.py"
-    version = re.search(r'__version__\s*=\s*"([^"]+)"', (ROOT / "foundations" / "__init__.py").read_text())[1]
-    check = lambda *args: subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    init = (ROOT / "foundations" / "__init__.py").read_text()
+    version = re.search(r'__version__\s*=\s*"([^"]+)"', init)[1]
+    check = lambda *args: subprocess.run([sys.executable, str(script), *args],
+                                         capture_output=True, text=True)
     good = check(f"v{version}")
     assert good.returncode == 0, good.stdout + good.stderr
     bad = check(f"v{version}.post9")
@@ -146,12 +156,14 @@ def test_release_version_check_both_ways(tmp_path):
 
 def cpu_seconds():
     "User + system CPU time of this process and of every child process waited for (kernels too)."
-    return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    return sum(getattr(resource.getrusage(who), f)
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
                for f in ("ru_utime", "ru_stime"))
 
 
 class ColabReport:
-    "Closing section of pytest's report: the time of each simulated notebook, and what pip installed."
+    """Closing section of pytest's report: the time of each simulated notebook, and what pip
+    installed."""
     def __init__(self):
         self.lines, self.results, self.start, self.end = [], {}, time.perf_counter(), None
         self.cpu_start, self.cpu, self.cleaned = cpu_seconds(), None, None
@@ -163,20 +175,23 @@ class ColabReport:
         for line in self.lines: write(line)
         for nb, r in self.results.items():
             state = "ok" if r.get("ok") else f"FAILED at cell {r.get('cell')}"
-            write(f"{r['seconds']:8.1f} s  {nb}  (setup cell {r.get('setup_seconds', 0):.1f} s) {state}")
+            write(f"{r['seconds']:8.1f} s  {nb}  (setup cell {r.get('setup_seconds', 0):.1f} s) "
+                  f"{state}")
         end = self.end or time.perf_counter()
         write(f"{end - self.start:8.1f} s  the whole simulation ({len(self.results)} notebooks, "
               f"{WORKERS} at a time, wheel and base environment included)")
         if self.cleaned:
             write(f"{self.cleaned - self.start:8.1f} s  ... and the copies deleted")
         if self.cpu is not None:
-            write(f"{self.cpu:8.1f} s  CPU time of it (user + system, every process): the wall time "
-                  f"on {WORKERS} idle cores is about half of this")
+            write(f"{self.cpu:8.1f} s  CPU time of it (user + system, every process): "
+                  f"the wall time on {WORKERS} idle cores is about half of this")
         sets = {}
-        for nb, r in self.results.items(): sets.setdefault(tuple(r.get("installed", [])), []).append(nb)
+        for nb, r in self.results.items():
+            sets.setdefault(tuple(r.get("installed", [])), []).append(nb)
         for installed, nbs in sets.items():
             who = "every notebook" if len(sets) == 1 else ", ".join(nbs)
-            write(f"the setup cell installed or changed ({who}): {' '.join(installed) or 'nothing'}")
+            write(f"the setup cell installed or changed ({who}): "
+                  f"{' '.join(installed) or 'nothing'}")
 
 
 @pytest.fixture(scope="module")
@@ -199,9 +214,10 @@ def colab(request, tmp_path_factory):
 
     def one(nb):
         # one torch thread, as in the notebook tests, so that reductions round the same way
-        try: r = colab_sim.run_notebook(nb, base, wheel, lambda d: cleaner.submit(colab_sim.remove, d),
-                                        solved.get(nb), threads=1)
-        except Exception as e: r = dict(ok=False, seconds=0.0, cell=None, source="", message=repr(e))
+        cleanup = lambda d: cleaner.submit(colab_sim.remove, d)
+        try: r = colab_sim.run_notebook(nb, base, wheel, cleanup, solved.get(nb), threads=1)
+        except Exception as e:
+            r = dict(ok=False, seconds=0.0, cell=None, source="", message=repr(e))
         report.results[name(nb)] = r
         if len(report.results) == len(selected):
             report.end, report.cpu = time.perf_counter(), cpu_seconds() - report.cpu_start
@@ -225,15 +241,18 @@ def test_notebook_on_colab(notebook, colab, record_property):
         where = (f"cell {r['cell']} (counting every cell from 0)" if r.get("cell") is not None
                  else "before any cell ran")
         message = r.get("message", "")
-        cell = "" if r.get("source", "") in message else f"--- the cell ---\n{r.get('source', '')}\n"
+        cell = ("" if r.get("source", "") in message
+                else f"--- the cell ---\n{r.get('source', '')}\n")
         pytest.fail(f"{name(notebook)} fails on the simulated Colab runtime at {where}:\n"
                     f"{cell}--- the error ---\n{message[-6000:]}", pytrace=False)
-    if notebook.parent != NBS / "exercises":   # exercise notebooks run solved: nothing stored to match
+    # exercise notebooks run solved: nothing stored to match
+    if notebook.parent != NBS / "exercises":
         stored = stored_outputs.stored_cells(notebook)
         fresh = [None if i == SETUP_CELL else {"outputs": r["outputs"].get(str(i), [])}
                  if c["cell_type"] == "code" else None for i, c in enumerate(stored)]
         found = stored_outputs.differences(stored, fresh)
-        assert not found, "On the simulated Colab runtime, " + stored_outputs.describe(notebook, found)
+        assert not found, ("On the simulated Colab runtime, "
+                           + stored_outputs.describe(notebook, found))
     version = wheel.name.split("-")[1]
     assert f"nn-foundations=={version}" in r["installed"], (
         f"{name(notebook)}: the setup cell did not install the wheel just built ({wheel.name}); "

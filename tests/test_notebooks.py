@@ -34,7 +34,8 @@ def start_early(items):
 
 def _result(notebook):
     if conftest.notebook_run is None or notebook.name not in conftest.notebook_run.done:
-        conftest.notebook_run = BackgroundRun([notebook])  # not started at collection (e.g. called directly)
+        # not started at collection (e.g. called directly)
+        conftest.notebook_run = BackgroundRun([notebook])
     return conftest.notebook_run.result(notebook.name)
 
 
@@ -73,10 +74,13 @@ def test_ignore_tag_survives_nbdev_clean(tmp_path):
 def test_comparison_sees_what_a_reader_sees():
     "Streams are compared whole, text forms each, images not at all; an ignored cell never."
     stream = lambda *parts: [{"output_type": "stream", "name": "stdout", "text": p} for p in parts]
-    assert stored_outputs.comparable(stream("a\n", "b\n")) == stored_outputs.comparable(stream("a\nb\n"))
-    image = lambda png: [{"output_type": "display_data", "data": {"image/png": png, "text/plain": "<Figure>"}}]
+    assert (stored_outputs.comparable(stream("a\n", "b\n"))
+            == stored_outputs.comparable(stream("a\nb\n")))
+    image = lambda png: [{"output_type": "display_data",
+                          "data": {"image/png": png, "text/plain": "<Figure>"}}]
     assert stored_outputs.comparable(image("AAA")) == stored_outputs.comparable(image("BBB"))
-    cell = lambda outputs, tags=(): {"cell_type": "code", "metadata": {"tags": list(tags)}, "outputs": outputs}
+    cell = lambda outputs, tags=(): {"cell_type": "code", "metadata": {"tags": list(tags)},
+                                     "outputs": outputs}
     assert stored_outputs.differences([cell(stream("1.1e-05\n"))], [cell(stream("1.5e-05\n"))])
     assert not stored_outputs.differences([cell(stream("1 ms\n"), [stored_outputs.IGNORE_TAG])],
                                           [cell(stream("2 ms\n"))])

@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LINK_FILTER = Path(__file__).with_name("site_links.lua")
 PREVIEW_CSS = Path(__file__).with_name("preview.css")
 QUARTO_HELP = "https://quarto.org/docs/get-started/"
-# How pandoc reads a notebook: Markdown in HTML blocks, and fenced divs (`::: {.callout-note}`) as Quarto reads them.
+# How pandoc reads a notebook: Markdown in HTML blocks, and fenced divs (`::: {.callout-note}`) as
+# Quarto reads them.
 PANDOC_FROM = "ipynb+markdown_in_html_blocks+fenced_divs+link_attributes"
 
 
@@ -64,7 +65,8 @@ def _as_text(value): return "".join(value) if isinstance(value, list) else value
 
 
 def _markdown_of(output):
-    "The markdown for an output pandoc would drop (text/markdown, or LaTeX without an image), else None."
+    """The markdown for an output pandoc would drop (text/markdown, or LaTeX without an image), else
+    None."""
     data = output.get("data", {})
     if any(k.startswith("image/") or k == "text/html" for k in data): return None
     if "text/markdown" in data: return _as_text(data["text/markdown"])
@@ -72,6 +74,39 @@ def _markdown_of(output):
         tex = _as_text(data["text/latex"]).strip()
         return tex if tex.startswith("$") else f"$${tex}$$"
     return None
+
+
+def _fold(cell, directives):
+    "Quarto's code-fold (`true`: closed, `show`: open): the filter makes a <details>."
+    fold = directives.get("code-fold", "false")
+    if cell["source"] and fold in ("true", "show"):
+        cell["metadata"]["fold"] = "open" if fold == "show" else "closed"
+        # prefixed so pandoc never reads the text as JSON ("true", "123") when it makes it an
+        # attribute
+        cell["metadata"]["fold_summary"] = "s:" + directives.get("code-summary", "Code")
+
+
+def _code_cell(cell, source, number):
+    """The cells that code cell `cell` (its source text `source`) becomes on the page, with its
+    directives applied: none if it is left out; `number` is its execution count if it has none."""
+    directives, source = _directives(source)
+    if directives.get("include") == "false" or "hide" in directives: return []
+    if directives.get("output") == "false": cell["outputs"] = []
+    if directives.get("output") == "asis":  # the output is markdown for the page
+        text = "".join(_as_text(o.get("text") or o.get("data", {}).get("text/markdown", ""))
+                       for o in cell["outputs"])
+        return [dict(cell_type="markdown", metadata={}, source=text)]
+    cell["source"] = "" if directives.get("echo") == "false" else source
+    _fold(cell, directives)
+    cell["execution_count"] = cell.get("execution_count") or number
+    for out in cell["outputs"]:
+        if "execution_count" in out: out["execution_count"] = cell["execution_count"]
+    # pandoc drops text/markdown and text/latex outputs (e.g. show_doc, SymPy) from HTML, where
+    # Quarto shows them: put them on the page as markdown, TeX math included.
+    as_markdown = [(o, _markdown_of(o)) for o in cell["outputs"]]
+    cell["outputs"] = [o for o, md in as_markdown if md is None]
+    return [cell] + [dict(cell_type="markdown", metadata={}, source=md)
+                     for _, md in as_markdown if md is not None]
 
 
 def prepare_notebook(nb):
@@ -85,43 +120,21 @@ def prepare_notebook(nb):
         source = _as_text(cell["source"])
         if cell["cell_type"] == "raw" and source.lstrip().startswith("---"):
             front.update(yaml.safe_load(source.strip().strip("-")) or {})
-            continue
-        if cell["cell_type"] == "code":
-            directives, source = _directives(source)
-            if directives.get("include") == "false" or "hide" in directives: continue
-            if directives.get("output") == "false": cell["outputs"] = []
-            if directives.get("output") == "asis":  # the output is markdown for the page
-                text = "".join(_as_text(o.get("text") or o.get("data", {}).get("text/markdown", ""))
-                               for o in cell["outputs"])
-                cells.append(dict(cell_type="markdown", metadata={}, source=text))
-                continue
-            cell["source"] = "" if directives.get("echo") == "false" else source
-            fold = directives.get("code-fold", "false")
-            if cell["source"] and fold in ("true", "show"):  # Quarto's code-fold: the filter makes a <details>
-                cell["metadata"]["fold"] = "open" if fold == "show" else "closed"
-                # prefixed so pandoc never reads the text as JSON ("true", "123") when it makes it an attribute
-                cell["metadata"]["fold_summary"] = "s:" + directives.get("code-summary", "Code")
-            cell["execution_count"] = cell.get("execution_count") or len(cells) + 1
-            for out in cell["outputs"]:
-                if "execution_count" in out: out["execution_count"] = cell["execution_count"]
-        cells.append(cell)
-        if cell["cell_type"] == "code":
-            # pandoc drops text/markdown and text/latex outputs (e.g. show_doc, SymPy) from HTML, where
-            # Quarto shows them: put them on the page as markdown, TeX math included.
-            as_markdown = [(o, _markdown_of(o)) for o in cell["outputs"]]
-            cell["outputs"] = [o for o, md in as_markdown if md is None]
-            cells += [dict(cell_type="markdown", metadata={}, source=md) for _, md in as_markdown if md is not None]
+        elif cell["cell_type"] == "code": cells += _code_cell(cell, source, len(cells) + 1)
+        else: cells.append(cell)
     nb["cells"] = cells
     return front, nb
 
 
 def nav_html(pages, current):
     """The chapter list put at the top of each page: `pages` is a list of (page path, title), paths
-    relative to the site's root (`matmul.html`, `exercises/matmul.html`); links are relative to `current`."""
+    relative to the site's root (`matmul.html`, `exercises/matmul.html`); links are relative to
+    `current`."""
     here = posixpath.dirname(current)
     def item(href, title):
         mark = ' aria-current="page"' if href == current else ""
-        return f'<li><a href="{posixpath.relpath(href, here or ".")}"{mark}>{html.escape(title)}</a></li>'
+        link = posixpath.relpath(href, here or ".")
+        return f'<li><a href="{link}"{mark}>{html.escape(title)}</a></li>'
     items = "".join(item(href, title) for href, title in pages)
     return (f'<nav id="book-nav" aria-label="Chapters"><ul>{items}</ul>'
             f'<p class="preview-note">Plain preview rendered with pandoc. '
@@ -144,7 +157,8 @@ def render_page(nb_path, out_html, front, nav, css, resource_path):
         meta_file.write_text(yaml.safe_dump(meta))
         Path(out_html).parent.mkdir(parents=True, exist_ok=True)
         cmd = [pandoc_path(), str(nb_path), "--from", PANDOC_FROM, "--to", "html5", "--standalone",
-               "--embed-resources", "--mathml", "--css", str(css), "--css", str(PREVIEW_CSS), "--metadata-file", str(meta_file),
+               "--embed-resources", "--mathml", "--css", str(css), "--css", str(PREVIEW_CSS),
+               "--metadata-file", str(meta_file),
                "--include-before-body", str(before), "--lua-filter", str(LINK_FILTER),
                "--resource-path", str(resource_path), "--output", str(out_html)]
         result = subprocess.run(cmd, capture_output=True, text=True)
@@ -153,23 +167,27 @@ def render_page(nb_path, out_html, front, nav, css, resource_path):
 
 
 def page_path(name, front):
-    "Where the page of notebook `name` (relative to nbs/) goes, relative to the site's root, as Quarto puts it."
+    """Where the page of notebook `name` (relative to nbs/) goes, relative to the site's root, as
+    Quarto puts it."""
     folder = posixpath.dirname(Path(name).as_posix())
     return posixpath.join(folder, front.get("output-file") or Path(name).with_suffix(".html").name)
 
 
 def process_notebook(src, dst):
-    "Process one notebook as `nbdev-proc-nbs` does for Quarto (nbdev's own processors), into `dst`."
+    """Process one notebook as `nbdev-proc-nbs` does for Quarto (nbdev's own processors), into
+    `dst`."""
     from fastcore.xtras import working_directory
     from nbdev.processors import FilterDefaults
     from nbdev.serve_drv import main as process
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
-    with working_directory(ROOT): process((Path(src).resolve(), Path(dst).resolve(), FilterDefaults))
+    with working_directory(ROOT):
+        process((Path(src).resolve(), Path(dst).resolve(), FilterDefaults))
 
 
 def render_notebook(nb_path, out_dir, pages, css, tmp_dir):
-    """Process, prepare and render one notebook that is not in the book (a test page) into `out_dir`,
-    with `pages` (page path, title) as its chapter list; returns the page's path relative to `out_dir`."""
+    """Process, prepare and render one notebook that is not in the book (a test page) into
+    `out_dir`, with `pages` (page path, title) as its chapter list; returns the page's path relative
+    to `out_dir`."""
     processed = Path(tmp_dir) / f"processed_{Path(nb_path).name}"
     read_nbdev_config_once()
     process_notebook(nb_path, processed)
@@ -177,8 +195,8 @@ def render_notebook(nb_path, out_dir, pages, css, tmp_dir):
     href = page_path(Path(nb_path).name, front)
     prepared = Path(tmp_dir) / f"prepared_{Path(nb_path).name}"
     prepared.write_text(json.dumps(nb))
-    render_page(prepared, Path(out_dir) / href, front, nav_html(pages + [(href, front.get("title", href))], href),
-                css, Path(nb_path).parent)
+    nav = nav_html(pages + [(href, front.get("title", href))], href)
+    render_page(prepared, Path(out_dir) / href, front, nav, css, Path(nb_path).parent)
     return href
 
 
@@ -216,8 +234,10 @@ def build_plain(out_dir, nbs_path=None, workers=None):
         front, nb = prepare_notebook(json.loads((proc_path / name).read_text()))
         prepared.append((name, page_path(name, front), front, nb))
     pages = [(href, front.get("title", href)) for _, href, front, _ in prepared]
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        def render(item):  # pandoc runs as its own process, so threads render pages side by side
+    threads = workers or os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(threads) as pool:
+        # pandoc runs as its own process, so threads render pages side by side
+        def render(item):
             name, href, front, nb = item
             nb_file = Path(tmp) / name
             nb_file.parent.mkdir(parents=True, exist_ok=True)
@@ -232,8 +252,10 @@ def build_plain(out_dir, nbs_path=None, workers=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--plain", action="store_true", help="build the pandoc preview even if Quarto is installed")
-    parser.add_argument("--out", default=None, help="output folder (default: nbdev's doc_path, _docs/)")
+    parser.add_argument("--plain", action="store_true",
+                        help="build the pandoc preview even if Quarto is installed")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: nbdev's doc_path, _docs/)")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     if shutil.which("quarto") and not args.plain:
@@ -242,8 +264,8 @@ def main(argv=None):
         print(f"Built the site with Quarto in {args.out or '_docs'}/")
         return
     print("Quarto is not installed, so this builds the plain preview with pandoc: the same pages,\n"
-          f"without Quarto's theme, search or sidebar. For the full site install Quarto ({QUARTO_HELP})\n"
-          "and run this command again.")
+          "without Quarto's theme, search or sidebar. For the full site install Quarto "
+          f"({QUARTO_HELP})\nand run this command again.")
     out = Path(args.out or "_docs")
     pages = build_plain(out)
     print(f"Built {len(pages)} pages in {out}/; open {out / 'index.html'} in a browser.")
