@@ -138,30 +138,37 @@ def _scalar_value(value):
     except (TypeError, ValueError):
         raise TypeError(f"f() must return a real number, not {type(value).__name__}") from None
 
-def _entries_overlap(t):
-    "Do two entries of `t` share memory (an expanded view, or one made by unfold or as_strided)?"
-    reach = 0   # how far in memory the dimensions with smaller strides reach, in elements
-    dims = sorted((stride, size) for size, stride in zip(t.shape, t.stride()) if size > 1)
+def _entries_overlap(shape, strides, itemsize=1):
+    "Do two entries share memory (an expanded view, or one made by unfold or as_strided)?"
+    reach = 0   # how far in memory the dimensions with smaller strides reach
+    dims = sorted((abs(stride), size) for size, stride in zip(shape, strides) if size > 1)
     for stride, size in dims:
-        if stride <= reach: return True
+        if stride < reach + itemsize: return True
         reach += (size - 1) * stride
     return False
 
-def _perturbable(x, eps):
-    "Check that each entry of `x` can move by ±eps in place; return `x` as a tensor on its memory."
-    if type(x).__module__ == "numpy" and type(x).__name__ == "ndarray":
-        if str(x.dtype) != "float64":
-            raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of "
-                            f"{eps:g} is lost to rounding in lower precision; convert x and "
-                            "what f reads to float64")
-        if not x.flags.writeable:
-            raise ValueError("x is a read-only NumPy array (a memory map or a broadcast view, "
-                             "say) and numerical_grad moves its entries in place: pass a "
-                             "writable array f reads")
-        if any(stride < 0 for stride in x.strides):
-            raise ValueError("x has a negative stride (a reversed view such as a[::-1]), "
-                             "which torch cannot share: pass a copy, and let f read that one")
-        x = torch.from_numpy(x)   # shares memory: writes to it are seen through the array
+def _is_numpy_array(x):
+    "Is `x` a NumPy array, or of a subclass of it (such as chapter 8's GradArray)?"
+    return any(c.__module__ == "numpy" and c.__name__ == "ndarray" for c in type(x).__mro__)
+
+def _numpy_entries(x, eps):
+    "Check a NumPy `x` (any byte order or strides); return it, and a float64 tensor of its values."
+    if x.dtype.kind != "f" or x.dtype.itemsize != 8:
+        raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of "
+                        f"{eps:g} is lost to rounding in lower precision; convert x and "
+                        "what f reads to float64")
+    if not x.flags.writeable:
+        raise ValueError("x is a read-only NumPy array (a memory map or a broadcast view, "
+                         "say) and numerical_grad moves its entries in place: pass a "
+                         "writable array f reads")
+    if _entries_overlap(x.shape, x.strides, x.itemsize):
+        raise ValueError(f"x of shape {x.shape} and strides {x.strides} (in bytes) is a view whose "
+                         "entries overlap in memory (one made by as_strided, say), so moving one "
+                         "would move others; let f read a copy (x.copy()) and pass that")
+    return x, torch.from_numpy(x.astype("float64", order="C"))   # a native, C-ordered copy
+
+def _tensor_entries(x, eps):
+    "Check a tensor `x`; return its entries to move (`.data`: no version bump) and its values."
     check_tensor(x, "x")
     if x.dtype != torch.float64:
         why = (f"a step of {eps:g} is lost to rounding in lower precision" if x.is_floating_point()
@@ -171,12 +178,16 @@ def _perturbable(x, eps):
     if x.device.type == "meta" or x.layout != torch.strided:
         raise ValueError(f"x must be a dense tensor with values to move, not {x.layout} "
                          f"on {x.device}")
-    if _entries_overlap(x):
+    if _entries_overlap(x.shape, x.stride()):
         raise ValueError(f"x of shape {tuple(x.shape)} and strides {x.stride()} is a view "
                          "whose entries overlap in memory (an expanded view, or one made by "
                          "unfold or as_strided), so moving one would move others; let f read "
                          "a copy (x.clone()) and pass that")
-    values = x.detach()
+    return x.data, x.detach()
+
+def _perturbable(x, eps):
+    "Check that each entry of `x` can move by ±eps in place; return the entries to move."
+    entries, values = _numpy_entries(x, eps) if _is_numpy_array(x) else _tensor_entries(x, eps)
     if not torch.isfinite(values).all():
         raise ValueError("x holds inf or NaN, where a finite difference means nothing")
     if ((values + eps) - (values - eps) == 0).any():
@@ -184,8 +195,7 @@ def _perturbable(x, eps):
         raise ValueError(f"eps={eps:g} is lost to rounding: at |x| = {largest:g} a float64 "
                          "step of ±eps rounds back to x, so there is no step to divide by; "
                          f"use an eps in proportion to x, such as {largest * 1e-6:g}")
-    return x
-
+    return entries
 
 # %% ../nbs/04_backprop.ipynb #5ec1d843
 def numerical_grad(f, # a function of no arguments that reads `x` and returns a scalar (e.g. a loss)
@@ -198,10 +208,10 @@ def numerical_grad(f, # a function of no arguments that reads `x` and returns a 
     if not callable(f):
         raise TypeError(f"f must be a function of no arguments, not a {type(f).__name__}")
     eps = check_number(eps, "eps", positive=True)
-    t = _perturbable(x, eps)
-    entries = t.data   # writes through .data leave x's version counter alone: graphs on x work
-    grad = torch.empty(t.shape, dtype=torch.float64, device=t.device)
-    for idx in itertools.product(*(range(size) for size in t.shape)):
+    entries = _perturbable(x, eps)   # moved in place, so that f sees each step
+    grad = torch.empty(tuple(entries.shape), dtype=torch.float64,
+                       device=getattr(entries, "device", "cpu"))   # a NumPy array's is the CPU
+    for idx in itertools.product(*(range(size) for size in entries.shape)):
         original = entries[idx].item()
         up, down = original + eps, original - eps
         try:
@@ -212,5 +222,5 @@ def numerical_grad(f, # a function of no arguments that reads `x` and returns a 
         finally:
             entries[idx] = original
         grad[idx] = (f_up - f_down) / (up - down)   # divide by the step actually taken, not 2 * eps
-    return grad.numpy() if t is not x else grad
+    return grad.numpy() if _is_numpy_array(x) else grad
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% ../nbs/07_conv.ipynb #1f87f733
-from .core import check_int, check_shapes
+from .core import DeviceArg, DtypeArg, GeneratorArg, check_int, check_shapes
 from .init import kaiming_init, relu
 
 # %% ../nbs/07_conv.ipynb #063582d0
@@ -40,17 +40,9 @@ def _check_fits(fn, n_elements, like):
                          f"more than the {memory / 1e9:,.1f} GB of {like.device}: use a smaller "
                          "batch, padding or image")
 
-def _check_dense(**tensors):
-    "Sparse and other non-strided layouts have no patches to unfold: refuse them by name."
-    for name, t in tensors.items():
-        if t is not None and t.layout != torch.strided:
-            raise TypeError(f"{name} must be a dense tensor, not a {t.layout} one: "
-                            f"pass {name}.to_dense()")
-
 def _conv_geometry(fn, x, kernel_size, stride, padding):
     "Check a convolution's sizes; return (kH, kW), (sH, sW), (pH, pW) and (H_out, W_out)."
-    check_shapes(fn, x=(x, "n c h w"))
-    _check_dense(x=x)
+    check_shapes(fn, x=(x, "n c h w"))   # sparse layouts, with no patches to unfold, too
     n, c, h, w = x.shape
     kh, kw = _pair(kernel_size, "kernel_size", 1)
     (sh, sw), (ph, pw) = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
@@ -90,7 +82,6 @@ def _check_conv_args(x, weight, bias, stride, padding):
     tensors = dict(x=(x, "n c_in h w"), weight=(weight, "c_out c_in kh kw"))
     if bias is not None: tensors["bias"] = (bias, "c_out")
     check_shapes("conv2d_unfold", floating=True, **tensors)
-    _check_dense(weight=weight, bias=bias)
     return _conv_geometry("conv2d_unfold", x, tuple(weight.shape[2:]), stride, padding)
 
 # %% ../nbs/07_conv.ipynb #a8cbad90
@@ -120,9 +111,9 @@ class Conv2dUnfold(nn.Module):
                  padding:int|tuple[int, int]=0, # zeros added on each side: an int, or (pH, pW)
                  bias:bool=True, # learn one bias per output channel
                  *,
-                 dtype:torch.dtype|None=None, # floating dtype (default: torch's default dtype)
-                 device:torch.device|str|None=None, # where to create the parameters
-                 generator:torch.Generator|None=None, # random source, for reproducible weights
+                 dtype:DtypeArg=None,
+                 device:DeviceArg=None,
+                 generator:GeneratorArg=None,
                 ):
         super().__init__()
         c_in, c_out = check_int(in_channels, "in_channels"), check_int(out_channels, "out_channels")
@@ -148,15 +139,17 @@ class DigitsCNN(nn.Module):
                  n_classes:int=10, # number of outputs (logits)
                  channels:tuple[int, int, int]=(16, 32, 64), # output channels of the 3x3 convs
                  *,
-                 dtype:torch.dtype|None=None, # floating dtype (default: torch's default dtype)
-                 device:torch.device|str|None=None, # where to create the parameters
-                 generator:torch.Generator|None=None, # random source, for reproducible weights
+                 dtype:DtypeArg=None,
+                 device:DeviceArg=None,
+                 generator:GeneratorArg=None,
                 ):
         super().__init__()
-        if not isinstance(channels, (tuple, list)) or len(channels) != 3:
-            raise (ValueError if isinstance(channels, (tuple, list)) else TypeError)(
-                f"channels must be three ints, the output channels of the three convolutions, "
-                f"got {channels!r}")
+        if not isinstance(channels, (tuple, list)):
+            raise TypeError(f"channels must be a tuple of three ints (the output channels of the "
+                            f"three convolutions), not {type(channels).__name__} ({channels!r})")
+        if len(channels) != 3:
+            raise ValueError(f"channels must hold three ints, one per convolution, "
+                             f"got {channels!r}")
         c1, c2, c3 = (check_int(c, "channels") for c in channels)
         n_classes = check_int(n_classes, "n_classes")
         options = dict(dtype=dtype, device=device, generator=generator)

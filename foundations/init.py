@@ -12,7 +12,8 @@ import math, os
 from collections.abc import Callable
 import torch
 from .core import check_tensor, check_shapes, check_int, check_number
-from .core import check_column_or_vector, check_device
+from .core import FLOAT_DTYPES, check_column_or_vector, check_device
+from .core import DtypeArg, DeviceArg, GeneratorArg
 
 
 # %% ../nbs/03_init.ipynb #5658e1c5
@@ -42,8 +43,17 @@ def _device_memory(device):
     try: return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError): return None   # no sysconf (Windows): do not guess
 
+def _keeping_shape(nonlinearity, x):
+    "`nonlinearity(x)`, if it is a tensor of x's shape: the next square layer needs that width."
+    out = nonlinearity(x)
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"nonlinearity must return a tensor of its input's shape {tuple(x.shape)} "
+                         f"(the next layer is square), but it returned {got}")
+    return out
+
 def _check_random_args(what, shape, dtype, device, generator):
-    "Check what `torch.randn` is about to be given on `device` (a torch.device), before it allocates."
+    "Check what `torch.randn` is about to get, before it allocates on `device` (a torch.device)."
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, "
                         f"not {type(generator).__name__}")
@@ -52,9 +62,8 @@ def _check_random_args(what, shape, dtype, device, generator):
                          f"create it with torch.Generator(device={device.type!r})")
     nbytes, total = math.prod(shape) * dtype.itemsize, _device_memory(device)
     if total is not None and nbytes > total:
-        raise ValueError(f"{what} of shape {shape} in {dtype} would need "
-                         f"{nbytes / 2**30:,.1f} GiB, "
-                         f"more than the {total / 2**30:,.1f} GiB of memory on {device}")
+        raise ValueError(f"{what} of shape {shape} in {dtype} would need {nbytes / 2**30:,.1f} "
+                         f"GiB, more than the {total / 2**30:,.1f} GiB of memory on {device}")
 
 # %% ../nbs/03_init.ipynb #b62d470c
 def activation_stds(x:torch.Tensor, # the input batch (n, width), or a stack of them (..., n, width)
@@ -80,7 +89,7 @@ def activation_stds(x:torch.Tensor, # the input batch (n, width), or a stack of 
     for _ in range(n_layers):
         w = torch.randn(weight_shape, dtype=x.dtype, device=x.device, generator=generator) * scale
         x = x @ w
-        if nonlinearity is not None: x = nonlinearity(x)
+        if nonlinearity is not None: x = _keeping_shape(nonlinearity, x)
         stds.append(_std(x))
     return torch.stack(stds, dim=-1)
 
@@ -97,8 +106,9 @@ def _normal_weights(fn, n_in, n_out, std_of_fan_in, dtype, device, generator):
     "Normal weights (n_in, n_out) with std `std_of_fan_in(n_in)`, checked before allocating."
     n_in, n_out = check_int(n_in, "n_in"), check_int(n_out, "n_out")
     dtype = torch.get_default_dtype() if dtype is None else dtype
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"weights need a floating-point dtype such as torch.float32, got {dtype!r}")
+    if dtype not in FLOAT_DTYPES:   # float8 types can be stored, but not drawn or computed with
+        raise TypeError(f"dtype must be a floating-point dtype such as torch.float32 (float16, "
+                        f"bfloat16, float32 or float64), got {dtype!r}")
     device = torch.get_default_device() if device is None else check_device(device, "device")
     _check_random_args(f"{fn}'s weights (n_in, n_out)", (n_in, n_out), dtype, device, generator)
     w = torch.randn(n_in, n_out, dtype=dtype, device=device, generator=generator)
@@ -109,9 +119,9 @@ def _normal_weights(fn, n_in, n_out, std_of_fan_in, dtype, device, generator):
 def xavier_init(n_in:int, # inputs of the layer (fan-in): rows of the weight matrix
                 n_out:int, # outputs of the layer (fan-out): columns of the weight matrix
                 *,
-                dtype:torch.dtype|None=None, # a floating dtype (default: torch's default dtype)
-                device:torch.device|str|None=None, # where to create the weights
-                generator:torch.Generator|None=None, # random source, for reproducible draws
+                dtype:DtypeArg=None,
+                device:DeviceArg=None,
+                generator:GeneratorArg=None,
                ) -> torch.Tensor: # normal weights, shape (n_in, n_out), std 1/sqrt(n_in)
     "Weights for a layer with no ReLU after it: N(0, 1/n_in), which keeps the second moment."
     std = lambda fan_in: 1 / math.sqrt(fan_in)
@@ -122,9 +132,9 @@ def xavier_init(n_in:int, # inputs of the layer (fan-in): rows of the weight mat
 def kaiming_init(n_in:int, # inputs of the layer (fan-in): rows of the weight matrix
                  n_out:int, # outputs of the layer (fan-out): columns of the weight matrix
                  *,
-                 dtype:torch.dtype|None=None, # a floating dtype (default: torch's default dtype)
-                 device:torch.device|str|None=None, # where to create the weights
-                 generator:torch.Generator|None=None, # random source, for reproducible draws
+                 dtype:DtypeArg=None,
+                 device:DeviceArg=None,
+                 generator:GeneratorArg=None,
                 ) -> torch.Tensor: # normal weights, shape (n_in, n_out), std sqrt(2/n_in)
     "Weights for a layer followed by ReLU: N(0, 2/n_in), making up for what ReLU zeroes."
     std = lambda fan_in: math.sqrt(2 / fan_in)

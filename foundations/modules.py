@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 # %% ../nbs/05_modules.ipynb #b30a3392
-from .core import check_int, check_shapes, zero_grads
-from .init import lin, relu, mse, kaiming_init, xavier_init
+from .core import DeviceArg, DtypeArg, GeneratorArg, check_int, check_shapes
+from .core import zero_grads
+from .init import lin, relu, mse, kaiming_init
 from .backprop import lin_grad, relu_grad, mse_grad
 
 # %% ../nbs/05_modules.ipynb #e7bfedb1
@@ -49,8 +50,9 @@ class Model:
         "Run the layers and the loss forward; each layer remembers what its backward pass needs."
         _check_distinct(self.layers)
         if targ is x:   # as forward_and_backward: the loss's backward treats targ as a constant
-            raise ValueError("Model: targ is the same tensor as x, so x.g would miss the path through "
-                             "targ: pass a copy as targ (targ.clone(), or a NumPy array's .copy())")
+            raise ValueError("Model: targ is the same tensor as x, so x.g would miss the path "
+                             "through targ: pass a copy as targ (targ.clone(), or a NumPy array's "
+                             ".copy())")
         self.x = x
         for layer in self.layers: x = layer(x)
         return self.loss(x, targ)
@@ -66,13 +68,20 @@ class Model:
     def __repr__(self): return f"{type(self).__name__}({self.layers}, loss={self.loss})"
 
 # %% ../nbs/05_modules.ipynb #d48d017b
+def _reused_error(layer):
+    "The error for a layer asked twice to send back the same gradient: one object, two places."
+    name = type(layer).__name__
+    return ValueError(f"{name}.backward() already sent this gradient back: a layer remembers "
+                      f"only its latest call, so one {name} object used in two places cannot "
+                      f"reach the earlier one; give each place its own object ({name}() twice)")
+
 class LayerFunction:
     "Base class for a layer with a hand-written backward pass: subclasses define `forward`, `bwd`."
     def __init__(self): self.args, self.out = (), None   # nothing to remember before the first call
 
     def __call__(self, *args):
         "Compute the output from the inputs `args`, and remember both for `backward`."
-        self.args = args
+        self.args, self._sent = args, None   # nothing sent back yet from this call
         self.out = self.forward(*args)
         return self.out
 
@@ -91,7 +100,10 @@ class LayerFunction:
         if getattr(self, "out", None) is None:
             raise RuntimeError(f"{type(self).__name__}.backward() needs a forward pass first: "
                                "call the layer on its inputs")
+        g = getattr(self.out, "g", None)
+        if g is not None and g is getattr(self, "_sent", None): raise _reused_error(self)
         self.bwd(self.out, *self.args)
+        self._sent = g   # this gradient has gone back; the next one must be new
 
     def __repr__(self): return f"{type(self).__name__}()"
 
@@ -147,9 +159,9 @@ class LinearLayer(nn.Module):
                  n_in:int, # input features
                  n_out:int, # output features
                  *,
-                 dtype:torch.dtype|None=None, # floating dtype of the parameters (None: the default)
-                 device:torch.device|str|None=None, # where to create the parameters
-                 generator:torch.Generator|None=None, # random source of the weights
+                 dtype:DtypeArg=None,
+                 device:DeviceArg=None,
+                 generator:GeneratorArg=None,
                  init:Callable=kaiming_init, # `kaiming_init` before a ReLU, else `xavier_init`
                 ):
         super().__init__()

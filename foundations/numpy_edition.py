@@ -12,7 +12,6 @@ __all__ = ['check_array', 'check_shapes', 'check_matmul_args', 'matmul_loops', '
            'LayerFunction', 'match_shapes', 'zero_grads', 'upstream_grad']
 
 # %% ../nbs/08_numpy_edition.ipynb #3a1fa739
-import numbers
 from collections.abc import Callable
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -40,8 +39,9 @@ def check_array(t, # the value to check
     if not isinstance(t, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, not {type(t).__name__}")
     if floating and not np.issubdtype(t.dtype, np.floating):
+        fix = "" if t.dtype.kind == "c" else f": convert it with {name}.astype(np.float32)"
         raise TypeError(f"{name} must hold floating-point numbers (float16, float32 or float64), "
-                        f"but its dtype is {t.dtype}")
+                        f"but its dtype is {t.dtype}{fix}")
     ranks = (ndim,) if isinstance(ndim, int) else ndim
     if ranks is not None and t.ndim not in ranks:
         allowed = " or ".join(f"{r}-D" for r in ranks)
@@ -59,8 +59,9 @@ def check_shapes(fn:str, # the name of the calling function, used in the message
     "Check that arrays fit patterns like `x=(x, '... n_in'), w=(w, 'n_in n_out')`; give sizes."
     for name, arg in args.items():
         if type(arg) is not tuple or len(arg) != 2:
+            length = f" of length {len(arg)}" if type(arg) is tuple else ""
             raise TypeError(f"{fn}: check_shapes needs {name}=(array, pattern), not a "
-                            f"{type(arg).__name__}" + (f" of length {len(arg)}" if type(arg) is tuple else ""))
+                            f"{type(arg).__name__}{length}")
         check_array(arg[0], name, floating=floating)
     sizes = match_shapes(fn, **{name: (t.shape, pattern) for name, (t, pattern) in args.items()})
     if same_dtype and len({t.dtype for t, _ in args.values()}) > 1:
@@ -228,7 +229,10 @@ def _check_rng(rng):
 def _normal_weights(n_in, n_out, std_of_fan_in, rng, dtype):
     "Normal weights of shape (n_in, n_out) with standard deviation `std_of_fan_in(n_in)`."
     n_in, n_out = check_int(n_in, "n_in"), check_int(n_out, "n_out")
-    dtype = np.dtype(np.float64 if dtype is None else dtype)
+    try: dtype = np.dtype(np.float64 if dtype is None else dtype)
+    except TypeError:   # a PyTorch dtype, say, or a name NumPy does not know
+        problem = f"dtype must be a NumPy floating dtype such as np.float32, not {dtype!r}"
+        raise TypeError(problem) from None
     if not np.issubdtype(dtype, np.floating):
         raise TypeError(f"weights need a floating-point dtype, got {dtype}")
     w = _check_rng(rng).standard_normal((n_in, n_out))
@@ -264,6 +268,15 @@ def _std(a):
     return (a / divisor[..., None, None]).std(axis=(-2, -1), ddof=1) * divisor
 
 # %% ../nbs/08_numpy_edition.ipynb #c6e437e3
+def _keeping_shape(nonlinearity, x):
+    "`nonlinearity(x)`, if it is an array of x's shape: the next square layer needs that width."
+    out = nonlinearity(x)
+    if not isinstance(out, np.ndarray) or out.shape != x.shape:
+        got = out.shape if isinstance(out, np.ndarray) else type(out).__name__
+        raise ValueError(f"nonlinearity must return an array of its input's shape {x.shape} "
+                         f"(the next layer is square), but it returned {got}")
+    return out
+
 def activation_stds(x:np.ndarray, # the input batch (n, width), or a stack (..., n, width)
                     n_layers:int, # how many square (width, width) random layers to stack
                     scale:float, # each layer's weights are N(0, 1) times this
@@ -274,13 +287,16 @@ def activation_stds(x:np.ndarray, # the input batch (n, width), or a stack (...,
     "Push `x` through `n_layers` random layers; return the std of what each layer hands on."
     check_shapes("activation_stds", x=(x, "... n width"), floating=True)
     n_layers, scale = check_int(n_layers, "n_layers"), check_number(scale, "scale")
+    if x.size == 0 or x.shape[-2] * x.shape[-1] < 2:
+        raise ValueError(f"activation_stds needs at least two activations per batch to measure a "
+                         f"spread; x has shape {x.shape}")
     rng = _check_rng(rng)
     # one (width, width) matrix per batch
     weight_shape, stds = (*x.shape[:-2], x.shape[-1], x.shape[-1]), []
     for _ in range(n_layers):
         w = rng.standard_normal(weight_shape).astype(x.dtype, copy=False) * x.dtype.type(scale)
         x = x @ w
-        if nonlinearity is not None: x = nonlinearity(x)
+        if nonlinearity is not None: x = _keeping_shape(nonlinearity, x)
         stds.append(_std(x))
     return np.stack(stds, axis=-1)
 
@@ -424,7 +440,7 @@ def _scalar_value(value):
 def _perturbable(x, eps):
     "Check that each entry of `x` can be moved by ±eps in place."
     check_array(x, "x")
-    if x.dtype != np.float64:
+    if x.dtype.newbyteorder("=") != np.float64:   # float64 in either byte order
         raise TypeError(f"numerical_grad needs x in float64 (got {x.dtype}): a step of {eps:g} "
                         "is lost to rounding in lower precision; convert x and what f reads with "
                         ".astype(np.float64)")

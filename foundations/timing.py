@@ -8,7 +8,8 @@ Docs: https://nn-foundations.github.io/foundations/timing.html.md"""
 __all__ = ['environment_note', 'median_time', 'speed_ladder', 'ladder_table']
 
 # %% ../nbs/00_timing.ipynb #99a68ce9
-import os, platform, statistics, time
+import os, platform
+import statistics, time  # noqa: F401 (for median_time, which chapter 1 adds to this module)
 import torch
 
 # %% ../nbs/00_timing.ipynb #00719dc5
@@ -16,9 +17,9 @@ def environment_note() -> str: # one sentence: versions, system and processor of
     "The versions and the machine that produce a notebook's outputs, as a sentence."
     import numpy   # a dependency of the library; imported here so that the module stays light
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"Outputs produced with Python {platform.python_version()}, PyTorch {torch.__version__} "
-            f"and NumPy {numpy.__version__}, on {platform.system()} {platform.machine()} "
-            f"({_machine_name(torch.device('cpu'))}, {cores} cores).")
+    return (f"Outputs produced with Python {platform.python_version()}, PyTorch "
+            f"{torch.__version__} and NumPy {numpy.__version__}, on {platform.system()} "
+            f"{platform.machine()} ({_machine_name(torch.device('cpu'))}, {cores} cores).")
 
 # %% ../nbs/01_matmul.ipynb #2b1df7c7
 from .core import check_int
@@ -57,8 +58,7 @@ def median_time(f,          # the function to time
     return statistics.median(times)
 
 # %% ../nbs/02_broadcasting.ipynb #41d66bbb
-import os, platform
-from .core import check_int, check_number, check_device
+from .core import FLOAT_DTYPES, check_number, check_device
 from .matmul import matmul_loops, matmul_elementwise
 from .broadcasting import matmul_broadcast, matmul_einsum
 
@@ -107,6 +107,64 @@ def _time_way(name, a, b, reference, tolerance, budget, max_repeats):
     if repeats <= 1: return first, 1   # a slow way: its first call, checked above, is the time
     return median_time(f, a, b, repeats=repeats, warmup=0), repeats   # call 1 was the warm-up
 
+# %% ../nbs/02_broadcasting.ipynb #5a1d3e27
+def _ladder_names(methods):
+    "The ways `methods` names, once each and in order, with `@` added last if it is missing."
+    names = (methods,) if isinstance(methods, str) else methods
+    if not isinstance(names, (tuple, list)):
+        raise TypeError(f"methods must be a name or a tuple of names, not {type(methods).__name__}")
+    unknown = [name for name in names if not isinstance(name, str) or name not in _LADDER]
+    if unknown: raise ValueError(f"unknown methods {unknown}; choose from {list(_LADDER)}")
+    return list(dict.fromkeys(names)) + ([] if "@" in names else ["@"])
+
+def _check_ladder_product(n, k, m, dtype, device):
+    "Refuse a dtype, device or size the ladder cannot time and check; return the error tolerance."
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"speed_ladder needs a floating-point torch dtype (float16, bfloat16, "
+                        f"float32 or float64), got {dtype!r}")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"speed_ladder times products on the CPU or a CUDA GPU; device is "
+                         f"{device}")
+    tolerance = 4 * torch.finfo(dtype).eps / 2 * k ** 0.5   # rounding of random sign grows like √k
+    if tolerance >= 0.5:
+        raise ValueError(f"k={k} is too large for {dtype}: rounding could reach half the size of "
+                         f"the answer, so a wrong product could pass; use a smaller k or float32")
+    size = torch.finfo(dtype).bits // 8   # inputs, float64 copies, answers, a broadcast temporary
+    needed = (n * k + k * m) * (size + 8) + n * m * (2 * size + 8) + k * m * size
+    available = _memory_bytes(device)
+    if available is not None and needed > available / 2:
+        raise ValueError(f"a ({n}, {k}) @ ({k}, {m}) ladder in {dtype} needs about "
+                         f"{needed / 1e9:,.3g} GB, over half the {available / 1e9:,.3g} GB on "
+                         f"{device}: choose smaller n, k or m")
+    return tolerance
+
+def _time_ladder(names, a, b, device, tolerance, budget, max_repeats):
+    "One row per way: its Python steps and, unless predicted to overrun `budget`, its time."
+    (n, k), m = a.shape, b.shape[1]
+    reference = a.double() @ b.double()
+    context = dict(n=n, k=k, m=m, dtype=str(a.dtype).removeprefix("torch."), device=str(device),
+                   machine=_machine_name(device), threads=torch.get_num_threads(),
+                   torch=torch.__version__)
+    rows = []
+    for name in names:
+        predicted = _predicted_seconds(name, a, b) if name in _PROBES else None
+        if predicted is not None and predicted > budget: seconds, repeats = None, 0   # skip
+        else: seconds, repeats = _time_way(name, a, b, reference, tolerance, budget, max_repeats)
+        rows.append(dict(method=name, **context, python_steps=_PYTHON_STEPS[name](n, k, m),
+                         budget=budget, predicted_seconds=predicted, repeats=repeats,
+                         seconds=seconds))
+    return rows
+
+def _add_ratios(rows):
+    "Add to each timed row how many times slower than `@` and faster than the loops it is."
+    at = next(row["seconds"] for row in rows if row["method"] == "@")
+    loops = next((row["seconds"] for row in rows if row["method"] == "loops"), None)
+    for row in rows:
+        timed = row["seconds"] is not None
+        row["slower_than_at"] = row["seconds"] / at if timed else None
+        row["faster_than_loops"] = loops / row["seconds"] if timed and loops is not None else None
+    return rows
+
 # %% ../nbs/02_broadcasting.ipynb #f88f51ed
 def speed_ladder(n:int=5,             # rows of the left matrix (the running example: 5 images)
                  k:int=784,           # columns of the left matrix, rows of the right (784 pixels)
@@ -129,57 +187,20 @@ def speed_ladder(n:int=5,             # rows of the left matrix (the running exa
     grows with `k`: a `k` at which it could reach the size of the answer (so that a wrong product
     could pass) is refused, as is a product too large for the device's memory."""
     n, k, m = check_int(n, "n"), check_int(k, "k"), check_int(m, "m")
-    names = (methods,) if isinstance(methods, str) else methods
-    if not isinstance(names, (tuple, list)):
-        raise TypeError(f"methods must be a name or a tuple of names, not {type(methods).__name__}")
-    unknown = [name for name in names if not isinstance(name, str) or name not in _LADDER]
-    if unknown: raise ValueError(f"unknown methods {unknown}; choose from {list(_LADDER)}")
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise TypeError(f"speed_ladder needs a floating-point torch dtype, got {dtype!r}")
+    names = _ladder_names(methods)
     threads = None if threads is None else check_int(threads, "threads")
     budget = check_number(budget, "budget", positive=True)
     max_repeats, seed = check_int(max_repeats, "max_repeats"), check_int(seed, "seed", minimum=0)
     device = check_device(device, "device")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"speed_ladder times products on the CPU or a CUDA GPU; device is {device}")
-    tolerance = 4 * torch.finfo(dtype).eps / 2 * k ** 0.5   # rounding of random sign grows like √k
-    if tolerance >= 0.5:
-        raise ValueError(f"k={k} is too large for {dtype}: rounding could reach half the size of "
-                         f"the answer, so a wrong product could pass; use a smaller k or float32")
-    size = torch.finfo(dtype).bits // 8   # inputs, float64 copies, answers, a broadcast temporary
-    needed = (n * k + k * m) * (size + 8) + n * m * (2 * size + 8) + k * m * size
-    available = _memory_bytes(device)
-    if available is not None and needed > available / 2:
-        raise ValueError(f"a ({n}, {k}) @ ({k}, {m}) ladder in {dtype} needs about "
-                         f"{needed / 1e9:,.3g} GB, over half the {available / 1e9:,.3g} GB on "
-                         f"{device}: choose smaller n, k or m")
-    names = list(dict.fromkeys(names)) + ([] if "@" in names else ["@"])
+    tolerance = _check_ladder_product(n, k, m, dtype, device)
     generator = torch.Generator().manual_seed(seed)
     a = torch.randn(n, k, generator=generator, dtype=dtype).to(device)
     b = torch.randn(k, m, generator=generator, dtype=dtype).to(device)
-    reference = a.double() @ b.double()
     previous_threads = torch.get_num_threads()
     if threads is not None: torch.set_num_threads(threads)
-    try:
-        rows = []
-        for name in names:
-            predicted = _predicted_seconds(name, a, b) if name in _PROBES else None
-            if predicted is not None and predicted > budget: seconds, repeats = None, 0   # skip
-            else: seconds, repeats = _time_way(name, a, b, reference, tolerance, budget,
-                                               max_repeats)
-            rows.append(dict(method=name, n=n, k=k, m=m, dtype=str(dtype).removeprefix("torch."),
-                             device=str(device), machine=_machine_name(device),
-                             threads=torch.get_num_threads(), torch=torch.__version__,
-                             python_steps=_PYTHON_STEPS[name](n, k, m), budget=budget,
-                             predicted_seconds=predicted, repeats=repeats, seconds=seconds))
+    try: rows = _time_ladder(names, a, b, device, tolerance, budget, max_repeats)
     finally: torch.set_num_threads(previous_threads)
-    at = next(row["seconds"] for row in rows if row["method"] == "@")
-    loops = next((row["seconds"] for row in rows if row["method"] == "loops"), None)
-    for row in rows:
-        timed = row["seconds"] is not None
-        row["slower_than_at"] = row["seconds"] / at if timed else None
-        row["faster_than_loops"] = loops / row["seconds"] if timed and loops is not None else None
-    return rows
+    return _add_ratios(rows)
 
 # %% ../nbs/02_broadcasting.ipynb #3285e688
 def _format_seconds(seconds):

@@ -16,7 +16,8 @@ from typing import Callable
 import torch
 
 # %% ../nbs/06_training.ipynb #c79f4484
-from .core import add_grad, check_device, check_int, check_number, check_tensor
+from .core import CLASS_DTYPES, add_grad, check_class_targets, check_device
+from .core import check_int, check_number, check_tensor
 from .modules import LayerFunction
 
 # %% ../nbs/06_training.ipynb #a5482efa
@@ -39,6 +40,29 @@ def _check_samples(fn, **tensors):
                          + ", ".join(f"{n} on {t.device}" for n, t in tensors.items()))
 
 # %% ../nbs/06_training.ipynb #b9710545
+def _digits_problem(rows):
+    "What is wrong with the rows read from the digits file, or None if nothing is."
+    if len(rows) != 1797 or any(len(row) != 65 for row in rows):
+        return f"{len(rows):,} rows, not 1,797 rows of 65 values"
+    if any(not 0 <= v <= 16 for row in rows for v in row[:64]) or any(
+            not 0 <= row[64] <= 9 for row in rows):
+        return "a pixel outside 0 to 16 or a label outside 0 to 9"
+    return None
+
+def _digit_rows(resource):
+    "The rows of the shipped digits file as lists of 65 ints; refuse a damaged file, saying how."
+    try:
+        with resource.open("rb") as raw, gzip.open(raw, "rt", newline="") as f:
+            rows = [[int(v) for v in row] for row in csv.reader(f)]
+    except (EOFError, OSError, zlib.error, ValueError, csv.Error) as e:   # truncated, not numbers
+        rows, problem = None, f"{type(e).__name__}: {e}"
+    else: problem = _digits_problem(rows)
+    if problem is not None:
+        raise ValueError(f"foundations/data/digits.csv.gz is damaged ({problem}): it should hold "
+                         "1,797 rows of 64 pixels (0 to 16) and a label (0 to 9); reinstall "
+                         "nn-foundations")
+    return rows
+
 def load_digits(device:torch.device|str|None=None, # where to put the tensors (default: the CPU)
                ) -> tuple[torch.Tensor, torch.Tensor]: # images (1797, 64) float32, labels (1797,)
     "The UCI optical digits (Alpaydin and Kaynak, CC BY 4.0), 1,797 images and labels in the wheel."
@@ -47,12 +71,7 @@ def load_digits(device:torch.device|str|None=None, # where to put the tensors (d
     if not resource.is_file():
         raise FileNotFoundError("foundations/data/digits.csv.gz is missing from the installed "
                                 "package; reinstall nn-foundations (the file ships in its wheel)")
-    with resource.open("rb") as raw, gzip.open(raw, "rt", newline="") as f:
-        rows = [[int(v) for v in row] for row in csv.reader(f)]
-    if len(rows) != 1797 or any(len(row) != 65 for row in rows):
-        raise ValueError("foundations/data/digits.csv.gz is damaged: "
-                         "it should hold 1,797 rows of 64 pixels and a label")
-    data = torch.tensor(rows, dtype=torch.int64, device=device)
+    data = torch.tensor(_digit_rows(resource), dtype=torch.int64, device=device)
     return data[:, :64].to(torch.float32) / 16, data[:, 64].contiguous()
 
 # %% ../nbs/06_training.ipynb #b112a76a
@@ -84,38 +103,64 @@ def _swap_byte_order(raw:torch.Tensor, itemsize:int) -> torch.Tensor:
 _IDX_DTYPES = {0x08: torch.uint8, 0x09: torch.int8, 0x0B: torch.int16, 0x0C: torch.int32,
                0x0D: torch.float32, 0x0E: torch.float64}
 
+def _idx_header(f, path):
+    "Read an IDX header from the open file `f`: the dtype and the shape of the values after it."
+    magic = f.read(4)
+    if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in _IDX_DTYPES:
+        types = ", ".join(f"{code:#04x}" for code in _IDX_DTYPES)
+        raise ValueError(f"{path} is not an IDX file: its magic number is "
+                         f"{magic.hex(' ') or 'missing'}, but an IDX file starts with two zero "
+                         f"bytes, a type code ({types}) and the number of dimensions")
+    dtype, ndim = _IDX_DTYPES[magic[2]], magic[3]
+    sizes = f.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise ValueError(f"{path} is truncated: its magic number announces {ndim} dimensions, "
+                         f"but the file ends after {4 + len(sizes)} bytes, inside the header")
+    return dtype, tuple(int.from_bytes(sizes[i:i + 4], "big") for i in range(0, 4 * ndim, 4))
+
+def _read_at_most(f, n):
+    "Up to `n` bytes of `f`, read in chunks: a size that no file has allocates nothing."
+    chunks, total = [], 0
+    while total < n:
+        chunk = f.read(min(n - total, 1 << 24))
+        if not chunk: break
+        chunks.append(chunk); total += len(chunk)
+    return b"".join(chunks)
+
+def _idx_values(f, path, dtype, shape):
+    "The bytes after the header: as many as `shape` needs (read no further), or raise."
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    if math.prod(max(size, 1) for size in shape) * itemsize >= 2**63:
+        raise ValueError(f"{path} has a header that describes a {shape} tensor, too large for "
+                         "any tensor (its strides would overflow 64 bits): the file is damaged")
+    expected = math.prod(shape) * itemsize
+    data = _read_at_most(f, expected + 1)   # one byte more than needed tells bytes left over
+    if len(data) != expected:
+        problem, got = (("is truncated", f"{len(data):,}") if len(data) < expected
+                        else ("has bytes left over", f"more than {expected:,}"))
+        raise ValueError(f"{path} {problem}: its header describes {shape} values of {dtype} "
+                         f"({expected:,} bytes), but {got} bytes follow the header")
+    return data, itemsize
+
 # %% ../nbs/06_training.ipynb #ce0f2063
 def read_idx(path:str|Path, # an IDX file, gzipped or not
             ) -> torch.Tensor: # its values, with the dtype and shape its header gives
     "Read an IDX file (MNIST's format) into a tensor, checking its magic number and its length."
     path = _check_path(path)
     if not path.is_file(): raise FileNotFoundError(f"no IDX file at {path}")
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        try: data = gzip.decompress(data)
+    with path.open("rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+        f.seek(0)
+        stream = gzip.GzipFile(fileobj=f) if gzipped else f   # decompressed as it is read
+        try:
+            dtype, shape = _idx_header(stream, path)
+            data, itemsize = _idx_values(stream, path, dtype, shape)
         except (EOFError, OSError, zlib.error) as e:
+            if not gzipped: raise
             raise ValueError(f"{path} is gzipped but truncated or damaged, "
                              f"so it cannot be decompressed ({e})") from None
-    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_DTYPES:
-        types = ", ".join(f"{code:#04x}" for code in _IDX_DTYPES)
-        magic = data[:4].hex(" ") or "missing"
-        raise ValueError(f"{path} is not an IDX file: its magic number is {magic}, but an IDX file "
-                         f"starts with two zero bytes, a type code ({types}) and the number of "
-                         "dimensions")
-    dtype, ndim = _IDX_DTYPES[data[2]], data[3]
-    start = 4 + 4 * ndim
-    if len(data) < start:
-        raise ValueError(f"{path} is truncated: its magic number announces {ndim} dimensions, "
-                         f"but the file ends after {len(data)} bytes, inside the header")
-    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    itemsize = torch.empty(0, dtype=dtype).element_size()
-    expected = math.prod(shape) * itemsize
-    if len(data) - start != expected:
-        problem = "is truncated" if len(data) - start < expected else "has bytes left over"
-        raise ValueError(f"{path} {problem}: its header describes {shape} values of {dtype} "
-                         f"({expected:,} bytes), but {len(data) - start:,} bytes follow the header")
-    if expected == 0: return torch.empty(shape, dtype=dtype)
-    raw = torch.frombuffer(bytearray(data[start:]), dtype=torch.uint8)
+    if not data: return torch.empty(shape, dtype=dtype)
+    raw = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     if sys.byteorder == "little": raw = _swap_byte_order(raw, itemsize)
     return raw.view(dtype).reshape(shape)
 
@@ -196,42 +241,12 @@ def softmax(x:torch.Tensor, # scores (logits), shape (..., n_classes), floating 
     shifted = x - _row_max(x)
     return (shifted.exp() / _sum_exp(shifted)).to(x.dtype)
 
-# %% ../nbs/06_training.ipynb #375321ae
-_CLASS_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
-
-def _check_classification(fn, logits, targ):
-    "Check `logits` (n, n_classes) against integer targets `targ` (n,) in 0..n_classes-1."
-    _check_scores("logits", logits); check_tensor(targ, "targ")
-    if logits.ndim != 2 or targ.ndim != 1 or logits.shape[0] != targ.shape[0]:
-        raise ValueError(f"{fn} expects logits (n, n_classes) and targ (n,) with the same n; "
-                         f"got logits {tuple(logits.shape)}, targ {tuple(targ.shape)}")
-    if targ.dtype not in _CLASS_DTYPES:
-        raise TypeError(f"targ must hold integer class indices (int64, int32, int16, int8 or "
-                        f"uint8), got {targ.dtype}: convert it with targ.long()")
-    if targ.device != logits.device:
-        raise ValueError(f"logits and targ must be on one device, "
-                         f"got {logits.device} and {targ.device}")
-    n, n_classes = logits.shape
-    if n == 0: raise ValueError(f"{fn} of an empty batch is undefined (logits, targ have 0 rows)")
-    _check_class_range(targ, n_classes)
-
-def _check_class_range(targ, n_classes):
-    "Refuse classes outside 0..n_classes-1 without making the CPU wait for a GPU to read them."
-    if targ.device.type == "cpu":   # the values are already here: reading them costs no wait
-        lowest, highest = (v.item() for v in targ.aminmax())
-        if lowest < 0 or highest >= n_classes:
-            raise ValueError(f"targ holds classes {lowest} to {highest}, but logits has "
-                             f"{n_classes} columns, for classes 0 to {n_classes - 1}")
-    elif targ.device.type != "meta":   # queued on the device like any kernel; the CPU goes on
-        torch._assert_async(((targ >= 0) & (targ < n_classes)).all(),
-                            f"targ holds a class outside 0 to {n_classes - 1}, logits' columns")
-
 # %% ../nbs/06_training.ipynb #4bad8099
 def cross_entropy(logits:torch.Tensor, # scores, shape (n, n_classes), floating point
                   targ:torch.Tensor, # each row's correct class, integers in 0..n_classes-1, (n,)
                  ) -> torch.Tensor: # the mean of -log(softmax(logits))[i, targ[i]], a 0-d tensor
     "Cross-entropy loss: the mean negative log-probability that softmax gives to the correct class."
-    _check_classification("cross_entropy", logits, targ)
+    check_class_targets(logits, targ, fn="cross_entropy")
     return -log_softmax(logits).gather(1, targ.long().unsqueeze(1)).mean()
 
 # %% ../nbs/06_training.ipynb #7a27058e
@@ -239,7 +254,7 @@ def cross_entropy_grad(inp:torch.Tensor, # the scores (logits) given to the loss
                        targ:torch.Tensor, # the correct classes, integers, shape (n,)
                       ) -> None: # adds d loss / d inp into inp.g, shape (n, n_classes)
     "Gradient of `cross_entropy(inp, targ)`, `(softmax(inp) - one_hot(targ)) / n`, into `inp.g`."
-    _check_classification("cross_entropy_grad", inp, targ)
+    check_class_targets(inp, targ, fn="cross_entropy_grad")
     n, n_classes = inp.shape
     add_grad(inp, (softmax(inp) - torch.nn.functional.one_hot(targ.long(), n_classes)) / n)
 
@@ -254,8 +269,8 @@ def accuracy(logits:torch.Tensor, # scores, shape (n, n_classes)
              targ:torch.Tensor, # the correct classes, integers, shape (n,)
             ) -> torch.Tensor: # fraction of rows whose top score is at the right class, 0-d float32
     "Fraction of rows of `logits` whose largest entry is at the target class (ties: lowest class)."
-    _check_classification("accuracy", logits, targ)
-    return (logits.argmax(-1) == targ).float().mean()
+    check_class_targets(logits, targ, fn="accuracy")
+    return (logits.argmax(-1) == targ.long()).float().mean()
 
 # %% ../nbs/06_training.ipynb #a466392f
 def shuffled_batches(n:int, # how many samples (at most 2**31 - 1)
@@ -285,9 +300,10 @@ def _check_fit_args(step, predict, x_train, y_train, x_valid, y_valid, progress)
         raise ValueError(f"fit needs at least one training and one validation sample; "
                          f"got x_train {tuple(x_train.shape)}, x_valid {tuple(x_valid.shape)}")
     for name, y in (("y_train", y_train), ("y_valid", y_valid)):
-        if y.dtype not in _CLASS_DTYPES:
-            raise TypeError(f"{name} must hold integer classes, got {y.dtype}")
-    lowest = torch.stack([y_train.min().long(), y_valid.min().long()]).tolist()   # one wait per run
+        if y.dtype not in CLASS_DTYPES:
+            raise TypeError(f"{name} must hold integer classes, got {y.dtype}: "
+                            f"convert it with {name}.long()")
+    lowest = torch.stack([y.long().min() for y in (y_train, y_valid)]).tolist()   # one wait per run
     if min(lowest) < 0:
         raise ValueError(f"classes cannot be negative; y_train and y_valid start at {lowest}")
 

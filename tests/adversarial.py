@@ -8,7 +8,7 @@ the test. `OUTCOMES` counts the outcomes per class; the closing table of the run
 
 `bad_inputs(kind)` is a Hypothesis strategy of bad values for one kind of argument.
 """
-import math, traceback
+import traceback
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +21,8 @@ OUTCOMES = Counter()   # outcome class -> count, over the whole run
 
 
 def _raised_by_library(e):
-    "Was `e` raised by a `raise` statement in the library's own code (its innermost frame is in foundations/)?"
+    """Was `e` raised by a `raise` statement in the library's own code (its innermost frame is in
+    foundations/)?"""
     frames = traceback.extract_tb(e.__traceback__)
     return bool(frames) and frames[-1].filename.startswith(LIB)
 
@@ -37,7 +38,8 @@ def judge(fn, *args, names=(), **kwargs):
         if not _raised_by_library(e):
             OUTCOMES["obscure error"] += 1
             frame = traceback.extract_tb(e.__traceback__)[-1]
-            raise AssertionError(f"{getattr(fn, '__name__', fn)} failed inside {frame.filename}:{frame.lineno} "
+            raise AssertionError(f"{getattr(fn, '__name__', fn)} failed inside "
+                                 f"{frame.filename}:{frame.lineno} "
                                  f"with {type(e).__name__}: {e}") from e
         if names and not any(n in str(e) for n in names):
             OUTCOMES["error naming nothing"] += 1
@@ -68,10 +70,13 @@ BAD_NUMBERS = [float("nan"), float("inf"), -float("inf")]
 
 
 def odd_tensors(shape=(3, 4)):
-    "Tensors of the right kind that are edge cases: empty, 0-d, odd dtypes, NaN/inf, a strided view, another device."
+    """Tensors of the right kind that are edge cases: empty, 0-d, odd dtypes, NaN/inf, a strided
+    view, another device."""
     t = torch.randn(*shape)
-    return [torch.tensor(1.5), torch.empty(0, *shape[1:]), t.to(torch.int64), t.to(torch.bool), t.to(torch.complex64),
-            t.to(torch.float16), t.to(torch.float64), torch.full(shape, float("nan")), torch.full(shape, float("inf")),
+    return [torch.tensor(1.5), torch.empty(0, *shape[1:]), t.to(torch.int64), t.to(torch.bool),
+            t.to(torch.complex64),
+            t.to(torch.float16), t.to(torch.float64), torch.full(shape, float("nan")),
+            torch.full(shape, float("inf")),
             torch.randn(*shape, 2)[..., 0],  # a strided, non-contiguous view
             t.to("meta"), t.expand(2, *shape) if len(shape) < 4 else t]
 

@@ -22,20 +22,25 @@ VIEWPORT = {"width": 1280, "height": 800}
 # Text the reader sees, without code, rendered math, scripts and styles.
 _VISIBLE_TEXT_JS = """() => {
   const body = document.body.cloneNode(true);
-  body.querySelectorAll('pre, code, math, mjx-container, .katex, script, style').forEach(e => e.remove());
+  body.querySelectorAll('pre, code, math, mjx-container, .katex, script, style')
+      .forEach(e => e.remove());
   return body.innerText;
 }"""
 _RAW_TEX = re.compile(r"\$\$|\\\[|\\begin\{|(?<![\w$])\$[^\s$][^$\n]*\$(?![\w$])")
 _FENCE = re.compile(r"^\s*:::.*$", re.M)
 
 # The chapter list: our preview's nav, or Quarto's sidebar (absolute URLs, in page order).
+_CALLOUT = r"^:::+\s*(\{[^}\n]*\.|)callout-(note|tip|warning|important|caution)\b"
+
 _NAV_JS = """() => Array.from(document.querySelectorAll(
-    'nav#book-nav a[href$=".html"], #quarto-sidebar a.sidebar-link[href$=".html"]')).map(a => a.href)"""
+    'nav#book-nav a[href$=".html"], #quarto-sidebar a.sidebar-link[href$=".html"]'))
+  .map(a => a.href)"""
 
 # Code blocks in view on load (not in a closed <details>, not hidden) that contain `Markdown(`:
 # the source of a cell that prints prose, which should show only its output.
 _VISIBLE_MARKDOWN_CODE_JS = """() => Array.from(document.querySelectorAll('pre'))
-  .filter(p => !p.closest('.output, .cell-output') && p.checkVisibility() && p.textContent.includes('Markdown('))
+  .filter(p => !p.closest('.output, .cell-output') && p.checkVisibility()
+               && p.textContent.includes('Markdown('))
   .map(p => p.textContent.trim().split('\\n')[0].slice(0, 70))"""
 
 # Folded code: Quarto and the preview both put it in `details.code-fold`.
@@ -48,7 +53,8 @@ _OPEN_FOLDS_JS = """() => {
   document.querySelectorAll('details.code-fold:not([open])').forEach(d => {
     d.querySelector('summary').click();
     const code = d.querySelector('pre');
-    if (!d.open || !code || !code.checkVisibility()) stuck.push(d.querySelector('summary').textContent.trim().slice(0, 70));
+    if (!d.open || !code || !code.checkVisibility())
+      stuck.push(d.querySelector('summary').textContent.trim().slice(0, 70));
   });
   return stuck;
 }"""
@@ -56,7 +62,8 @@ _OPEN_FOLDS_JS = """() => {
 # Callouts: each must be a visible box (a border or a background of its own) with a title.
 _CALLOUTS_JS = """() => Array.from(document.querySelectorAll('.callout')).map(c => {
   const s = getComputedStyle(c);
-  const box = parseFloat(s.borderLeftWidth) > 0 || parseFloat(s.borderTopWidth) > 0 || s.backgroundColor !== 'rgba(0, 0, 0, 0)';
+  const box = parseFloat(s.borderLeftWidth) > 0 || parseFloat(s.borderTopWidth) > 0
+              || s.backgroundColor !== 'rgba(0, 0, 0, 0)';
   const title = c.querySelector('.callout-title, .callout-header, summary');
   return {box: box && c.checkVisibility(), title: title ? title.textContent.trim() : ''};
 })"""
@@ -70,7 +77,9 @@ _WIDTH_JS = """() => {
     for (const e of document.body.querySelectorAll('*')) {
       const r = e.getBoundingClientRect();
       if (r.right > limit + 1 && (!widest || r.right > widest.right))
-        widest = {right: r.right, what: e.tagName.toLowerCase() + (e.className ? '.' + e.className : '') + ': ' + (e.textContent || '').trim().slice(0, 50)};
+        widest = {right: r.right,
+                  what: e.tagName.toLowerCase() + (e.className ? '.' + e.className : '') + ': '
+                        + (e.textContent || '').trim().slice(0, 50)};
     }
   }
   return {scroll: root.scrollWidth, client: limit, widest: widest && widest.what};
@@ -102,16 +111,18 @@ def expectations(nb_path):
     for cell in json.loads(Path(nb_path).read_text())["cells"]:
         source = "".join(cell["source"])
         if cell["cell_type"] == "markdown":
-            callouts += len(re.findall(r"^:::+\s*(\{[^}\n]*\.|)callout-(note|tip|warning|important|caution)\b", source, re.M))
+            callouts += len(re.findall(_CALLOUT, source, re.M))
         elif cell["cell_type"] == "code":
             d = _directives(source)
-            shown = (d.get("echo") != "false" and d.get("include") != "false" and not set(d) & _NBDEV_HIDES
+            shown = (d.get("echo") != "false" and d.get("include") != "false"
+                     and not set(d) & _NBDEV_HIDES
                      and not re.search(r"^show_doc", source, re.M))
             folds += shown and d.get("code-fold") == "true"
     return dict(folds=folds, callouts=callouts)
 
 
-_NBDEV_HIDES = {"default_exp", "hide", "exporti", "export"}  # nbdev drops these cells' code from the page
+# nbdev drops these cells' code from the page
+_NBDEV_HIDES = {"default_exp", "hide", "exporti", "export"}
 
 
 @lru_cache(maxsize=None)
@@ -124,25 +135,31 @@ async def check_page(page, page_path, site_dir, expected_nav, expect=None):
     """Open one page in the browser tab `page` (see `_tab`); return (problems, stats).
 
     `expected_nav`: page paths relative to `site_dir`, in order; `expect`: what `expectations` says
-    of its notebook, or None to skip those two counts. stats: math elements, images, folds (closed on
-    load, open on load), callouts."""
+    of its notebook, or None to skip those two counts. stats: math elements, images, folds
+    (closed on load, open on load), callouts."""
     page_path, site_dir = Path(page_path), Path(site_dir).resolve()
-    name, problems = page_path.relative_to(site_dir).as_posix() if page_path.is_absolute() else page_path.as_posix(), []
-    page.name, page.errors = name, problems   # the tab's console and page errors now belong to this page
+    name = (page_path.relative_to(site_dir) if page_path.is_absolute() else page_path).as_posix()
+    problems = []
+    # the tab's console and page errors now belong to this page
+    page.name, page.errors = name, problems
     await page.goto((site_dir / name).as_uri(), wait_until="load")
     await page.wait_for_timeout(100)
 
-    images = await page.evaluate("() => Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0])")
+    images = await page.evaluate("() => Array.from(document.images).map(i => "
+                                 "[i.getAttribute('src'), i.complete && i.naturalWidth > 0])")
     problems += [f"{name}: image did not load: {src[:80]}" for src, ok in images if not ok]
 
-    math = await page.evaluate("() => document.querySelectorAll('math, mjx-container, .katex').length")
+    math = await page.evaluate(
+        "() => document.querySelectorAll('math, mjx-container, .katex').length")
     text = await page.evaluate(_VISIBLE_TEXT_JS)
     for raw in _RAW_TEX.findall(text):
         problems.append(f"{name}: unrendered math in the text: {raw[:60]!r}")
     for fence in _FENCE.findall(text):
-        problems.append(f"{name}: literal callout fence in the text (a callout not rendered): {fence.strip()[:60]!r}")
+        problems.append(f"{name}: literal callout fence in the text (a callout not rendered): "
+                        f"{fence.strip()[:60]!r}")
 
-    for href in await page.evaluate("() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"):
+    links = "() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
+    for href in await page.evaluate(links):
         url = urlparse(href)
         if url.scheme != "file": continue
         target = Path(unquote(url.path))
@@ -156,31 +173,38 @@ async def check_page(page, page_path, site_dir, expected_nav, expect=None):
     if nav != expected_nav:
         problems.append(f"{name}: chapter list is {nav}, expected {expected_nav}")
 
-    # The reader's view, as the page loads: prose-printing code hidden, folds closed, callouts boxed.
+    # The reader's view, as the page loads: prose-printing code hidden, folds closed, callouts
+    # boxed.
     for line in await page.evaluate(_VISIBLE_MARKDOWN_CODE_JS):
-        problems.append(f"{name}: visible code block formats prose with Markdown( (give the cell `#| echo: false`): {line!r}")
+        problems.append(f"{name}: visible code block formats prose with Markdown( (give the cell "
+                        f"`#| echo: false`): {line!r}")
     folds = await page.evaluate(_FOLDS_JS)
     closed = folds.count(False)
     callouts = await page.evaluate(_CALLOUTS_JS)
-    problems += [f"{name}: callout {c['title']!r} is not shown as a box" for c in callouts if not c["box"]]
+    problems += [f"{name}: callout {c['title']!r} is not shown as a box" for c in callouts
+                 if not c["box"]]
     if expect is not None:
         if closed != expect["folds"]:
-            problems.append(f"{name}: {closed} folded code blocks closed on load, expected {expect['folds']} "
-                            f"(cells with `#| code-fold: true`)")
+            problems.append(f"{name}: {closed} folded code blocks closed on load, expected "
+                            f"{expect['folds']} (cells with `#| code-fold: true`)")
         if len(callouts) != expect["callouts"]:
-            problems.append(f"{name}: {len(callouts)} callouts rendered as boxes, expected {expect['callouts']}")
+            problems.append(f"{name}: {len(callouts)} callouts rendered as boxes, expected "
+                            f"{expect['callouts']}")
     if closed:  # a real click on the first fold, then a scripted click on each of the others
         await page.click("details.code-fold:not([open]) > summary")
-        if not await page.evaluate("() => document.querySelector('details.code-fold[open] pre')?.checkVisibility() ?? false"):
+        opened = "() => document.querySelector('details.code-fold[open] pre')?.checkVisibility()"
+        if not await page.evaluate(opened + " ?? false"):
             problems.append(f"{name}: clicking a folded block's summary did not show its code")
-    problems += [f"{name}: folded block {s!r} does not open on click" for s in await page.evaluate(_OPEN_FOLDS_JS)]
+    problems += [f"{name}: folded block {s!r} does not open on click"
+                 for s in await page.evaluate(_OPEN_FOLDS_JS)]
 
     width = await page.evaluate(_WIDTH_JS)
     if width["scroll"] > width["client"]:
-        problems.append(f"{name}: page is {width['scroll']} px wide in a {width['client']} px window "
-                        f"(it scrolls sideways); widest: {width['widest']}")
+        problems.append(f"{name}: page is {width['scroll']} px wide in a {width['client']} px "
+                        f"window (it scrolls sideways); widest: {width['widest']}")
     page.errors = []   # errors after this page's checks count for no page
-    return problems, dict(math=math, images=len(images), folds_closed=closed, folds_open=folds.count(True),
+    return problems, dict(math=math, images=len(images), folds_closed=closed,
+                          folds_open=folds.count(True),
                           callouts=[c["title"] for c in callouts])
 
 
@@ -193,11 +217,13 @@ def _relative(href, site_dir):
 
 
 async def _tab(browser):
-    """A browser tab that `check_page` reuses from page to page: a new tab per page would start a new
-    renderer process each time, which costs more CPU than checking the page does."""
+    """A browser tab that `check_page` reuses from page to page: a new tab per page would start
+    a new renderer process each time, which costs more CPU than checking the page does."""
     page = await browser.new_page(viewport=VIEWPORT)
     page.errors, page.name = [], None   # check_page points these at the page it is checking
-    page.on("console", lambda m: m.type == "error" and page.errors.append(f"{page.name}: console error: {m.text}"))
+    page.on("console",
+            lambda m: m.type == "error"
+            and page.errors.append(f"{page.name}: console error: {m.text}"))
     page.on("pageerror", lambda e: page.errors.append(f"{page.name}: page error: {e}"))
     return page
 
@@ -212,7 +238,8 @@ async def _check_all(site_dir, pages, navs, expect, at_once):
             tab = await _tab(browser)
             while queue:
                 name = queue.pop(0)
-                results[name] = await check_page(tab, Path(site_dir) / name, site_dir, navs[name], expect.get(name))
+                results[name] = await check_page(tab, Path(site_dir) / name, site_dir, navs[name],
+                                                 expect.get(name))
             await tab.close()
         await asyncio.gather(*(worker() for _ in range(min(at_once, len(pages)))))
         await browser.close()

@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 import build_site  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not Path(chromium_path()).exists(),
-                                reason=f"no Chromium at {chromium_path()} (apt-get install chromium, or set CHROMIUM)")
+                                reason=f"no Chromium at {chromium_path()} (apt-get install "
+                                       "chromium, or set CHROMIUM)")
 
 
 def book_notebooks():
@@ -29,19 +30,23 @@ def book_notebooks():
 
 
 def expected_pages():
-    "Page paths in sidebar order, named as nbdev and Quarto name them (`01_matmul` -> `matmul.html`)."
+    """Page paths in sidebar order, named as nbdev and Quarto name them (`01_matmul` ->
+    `matmul.html`)."""
     from nbdev.config import nbpath2html
     return [nbpath2html(name).as_posix() for name in book_notebooks()]
 
 
-_build = {}   # the one build of the plain preview in this session: its process, folder and start time
+# the one build of the plain preview in this session: its process, folder and start time
+_build = {}
 
 
 def _start_build():
     if not _build:
         folder = Path(tempfile.mkdtemp(prefix="plain_site_"))
-        logs = [open(folder / name, "w+") for name in ("stdout.txt", "stderr.txt")]  # never a full pipe
-        process = subprocess.Popen([sys.executable, "tools/build_site.py", "--plain", "--out", str(folder / "_docs")],
+        logs = [open(folder / name, "w+") for name in ("stdout.txt",
+                                                       "stderr.txt")]  # never a full pipe
+        process = subprocess.Popen([sys.executable, "tools/build_site.py", "--plain", "--out",
+                                    str(folder / "_docs")],
                                    cwd=ROOT, stdout=logs[0], stderr=logs[1], text=True)
         _build.update(process=process, out=folder / "_docs", logs=logs, start=time.perf_counter())
     return _build
@@ -49,7 +54,8 @@ def _start_build():
 
 def start_early(items):
     "Called by conftest.py once the tests are collected: build the site now, in the background."
-    if Path(chromium_path()).exists() and any("plain_site" in item.fixturenames for item in items): _start_build()
+    if Path(chromium_path()).exists() and any("plain_site" in item.fixturenames for item in items):
+        _start_build()
 
 
 @pytest.fixture(scope="session")
@@ -87,28 +93,38 @@ def test_quarto_site_pages_pass_every_check():
 def _md(source): return dict(cell_type="markdown", metadata={}, source=source)
 
 
-def _code(source, *outputs): return dict(cell_type="code", metadata={}, execution_count=None, source=source, outputs=list(outputs))
+def _code(source, *outputs):
+    return dict(cell_type="code", metadata={}, execution_count=None, source=source,
+                outputs=list(outputs))
 
 
-def _markdown_out(text): return dict(output_type="display_data", metadata={}, data={"text/markdown": text, "text/plain": "<IPython.core.display.Markdown object>"})
+def _markdown_out(text):
+    return dict(output_type="display_data", metadata={},
+                data={"text/markdown": text,
+                      "text/plain": "<IPython.core.display.Markdown object>"})
 
 
 def _stream(text): return dict(output_type="stream", name="stdout", text=text)
 
 
-LONG_LINE = "result = " + " + ".join(f"weights_{i} @ inputs_{i}" for i in range(12)) + "  # " + "x" * 120
+LONG_LINE = "result = " + " + ".join(f"weights_{i} @ inputs_{i}"
+                                     for i in range(12)) + "  # " + "x" * 120
 
 # Every construct the chapters use, with what the page must show.
 CONSTRUCT_CELLS = [
-    _md("# Every construct\n\n> Rendered only to show that the preview renders what the chapters use."),
+    _md("# Every construct\n\n> Rendered only to show that the preview renders what the chapters "
+        "use."),
     _code('#| echo: false\ndisplay(Markdown(f"The measured sentence, **{2 + 2}** words long."))',
           _markdown_out("The measured sentence, **4** words long.")),
-    _code('#| code-fold: true\n#| code-summary: "the sum agrees with a loop, for every size"\nfor n in range(5): assert sum(range(n)) == n * (n - 1) // 2\nprint("agreed")',
+    _code('#| code-fold: true\n#| code-summary: "the sum agrees with a loop, for every size"\nfor '
+          'n in range(5): assert sum(range(n)) == n * (n - 1) // 2\nprint("agreed")',
           _stream("agreed\n")),
-    _code('#| code-fold: true\n#| code-summary: "a long line wraps inside its fold"\n' + LONG_LINE, _stream("y" * 300 + "\n")),
+    _code('#| code-fold: true\n#| code-summary: "a long line wraps inside its fold"\n' + LONG_LINE,
+          _stream("y" * 300 + "\n")),
     _code('#| code-fold: show\n#| code-summary: "Exported source"\ndef shown(x): return x'),
     _code(LONG_LINE + "\nprint(" + repr("z" * 250) + ")", _stream("z" * 250 + "\n")),
-    _md('Before the asides.\n\n::: {.callout-note collapse="true"}\n## How the numbers were measured\n\nOn one thread, best of five.\n:::\n\nBetween them.'),
+    _md('Before the asides.\n\n::: {.callout-note collapse="true"}\n## How the numbers were '
+        'measured\n\nOn one thread, best of five.\n:::\n\nBetween them.'),
     _md('::: {.callout-tip title="A tip with a *title* attribute"}\nRead chapter 1 first.\n:::'),
     _md("::: {.callout-warning}\nFloat32 overflows near $10^{38}$.\n:::"),
     _md("| a wide table |" + " column |" * 40 + "\n|---|" + "---|" * 40 + "\n| 1 |" + " 2 |" * 40),
@@ -120,12 +136,15 @@ BROKEN_CELLS = [
     _md("Math that never closes: $$ \\sum_i x_i"),
     _md("A link to a [chapter that does not exist](99_nowhere.ipynb)."),
     _md('<script>console.error("deliberate error")</script>'),
-    _code('display(Markdown(f"A sentence whose code is left in view: {1 + 1}."))', _markdown_out("A sentence whose code is left in view: 2.")),
-    _md("A callout whose fence has no blank line before it, so it stays text:\n::: {.callout-warning}\nCareful.\n:::"),
+    _code('display(Markdown(f"A sentence whose code is left in view: {1 + 1}."))',
+          _markdown_out("A sentence whose code is left in view: 2.")),
+    _md("A callout whose fence has no blank line before it, so it stays text:\n::: "
+        "{.callout-warning}\nCareful.\n:::"),
     _code('#| code-fold: true\n#| code-summary: "a fold that a script opens on load"\nx = 1'),
     _code('#| code-fold: true\n#| code-summary: "a fold whose summary ignores clicks"\ny = 2'),
-    _md("<script>const folds = document.querySelectorAll('details.code-fold'); folds[0].open = true;"
-        " folds[1].querySelector('summary').addEventListener('click', e => e.preventDefault());</script>"),
+    _md("<script>const folds = document.querySelectorAll('details.code-fold'); folds[0].open = "
+        "true; folds[1].querySelector('summary').addEventListener('click', e => "
+        "e.preventDefault());</script>"),
     _md('<div style="width: 3000px">A block wider than any window.</div>'),
 ]
 
@@ -135,7 +154,8 @@ def _notebook(cells): return dict(cells=cells, metadata={}, nbformat=4, nbformat
 
 @pytest.fixture(scope="module")
 def test_pages(plain_site, tmp_path_factory):
-    "The two test pages, rendered next to (links to) the real site's pages, checked in one browser run."
+    """The two test pages, rendered next to (links to) the real site's pages, checked in one browser
+    run."""
     tmp = tmp_path_factory.mktemp("test_pages")
     site = tmp / "site"
     site.mkdir()
@@ -148,7 +168,8 @@ def test_pages(plain_site, tmp_path_factory):
         nb_path.write_text(json.dumps(_notebook(cells)))
         hrefs[stem] = build_site.render_notebook(nb_path, site, titles, NBS / "styles.css", tmp)
         expect[hrefs[stem]] = expectations(nb_path)
-    # the constructs page lists the book and itself; the broken page is checked against the book alone
+    # the constructs page lists the book and itself; the broken page is checked against the book
+    # alone
     navs = {hrefs["constructs"]: pages + [hrefs["constructs"]], hrefs["broken"]: pages}
     problems, stats = check_site(site, list(hrefs.values()), expect, nav=navs)
     return hrefs, problems, stats, (site / hrefs["constructs"]).read_text()
@@ -160,10 +181,12 @@ def test_preview_renders_every_construct(test_pages):
     mine = [p for p in problems if p.startswith(f"{page}:")]
     assert not mine, "\n".join(mine)
     assert stats[page]["folds_closed"] == 2 and stats[page]["folds_open"] == 1, stats[page]
-    assert stats[page]["callouts"] == ["How the numbers were measured", "A tip with a title attribute", "Warning"], stats[page]
+    assert stats[page]["callouts"] == ["How the numbers were measured",
+                                       "A tip with a title attribute", "Warning"], stats[page]
     assert "the sum agrees with a loop, for every size" in html and "The measured sentence" in html
     assert "Markdown(" not in html, "the echo: false cell's code reached the page"
-    assert html.count('<details class="callout') == 1, "only the collapse=\"true\" callout is collapsible"
+    assert html.count('<details class="callout') == 1, \
+        'only the collapse="true" callout is collapsible'
 
 
 def test_checks_reject_a_broken_page(test_pages):
@@ -171,8 +194,10 @@ def test_checks_reject_a_broken_page(test_pages):
     hrefs, problems, stats, _ = test_pages
     page = hrefs["broken"]
     report = "\n".join(p for p in problems if p.startswith(f"{page}:"))
-    for expected in ("image did not load", "no-such-figure.png", "unrendered math", "link to a missing page: nowhere.html",
-                     "console error: deliberate error", "visible code block formats prose with Markdown(",
+    for expected in ("image did not load", "no-such-figure.png", "unrendered math",
+                     "link to a missing page: nowhere.html",
+                     "console error: deliberate error",
+                     "visible code block formats prose with Markdown(",
                      "literal callout fence", "0 callouts rendered as boxes, expected 1",
                      "1 folded code blocks closed on load, expected 2", "does not open on click",
                      "scrolls sideways", "chapter list is"):

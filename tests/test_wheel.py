@@ -18,17 +18,20 @@ from conftest import ROOT
 
 DEV_ONLY = ["nbdev", "matplotlib", "sympy", "IPython", "jupyter", "jupyter_core", "notebook",
             "fastcore", "execnb", "hypothesis", "pytest", "pypandoc", "playwright"]
-RUNTIME = ["torch", "numpy"]   # what the wheel declares; the clean venv gets these and their requirements
+RUNTIME = ["torch",
+           "numpy"]   # what the wheel declares; the clean venv gets these and their requirements
 
 
 def run(*cmd, **kw):
     result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
-    assert result.returncode == 0, f"{' '.join(map(str, cmd))} failed:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, \
+        f"{' '.join(map(str, cmd))} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 
 def requirement_closure(names):
-    "The installed distributions `names` need to run, themselves included (requirements without extras)."
+    """The installed distributions `names` need to run, themselves included (requirements without
+    extras)."""
     found, todo = {}, list(names)
     while todo:
         dist = distribution(todo.pop())
@@ -42,12 +45,14 @@ def requirement_closure(names):
 
 
 def link_into(site_packages, dists):
-    "Make each distribution's top-level files (packages, modules, .dist-info) appear in `site_packages`."
+    """Make each distribution's top-level files (packages, modules, .dist-info) appear in
+    `site_packages`."""
     here = Path(sysconfig.get_paths()["purelib"])
     for dist in dists:
         tops = {Path(str(f)).parts[0] for f in dist.files or []}
         for top in sorted(tops - {"..", "__pycache__"}):
-            if top.endswith(".pth") or not (here / top).exists(): continue  # scripts live outside, .pth would run code
+            if top.endswith(".pth") or not (here / top).exists():
+                continue  # scripts live outside, .pth would run code
             (site_packages / top).symlink_to(here / top)
 
 
@@ -75,17 +80,21 @@ def test_wheel_holds_every_module_and_data_file(wheel):
 
 
 def test_wheel_declares_only_the_runtime_dependencies(wheel):
-    meta = zipfile.ZipFile(wheel).read(f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info/METADATA")
-    declared = {Requirement(l.split(":", 1)[1].strip()) for l in meta.decode().splitlines() if l.startswith("Requires-Dist:")}
+    name, version = wheel.name.split("-")[:2]
+    meta = zipfile.ZipFile(wheel).read(f"{name}-{version}.dist-info/METADATA")
+    declared = {Requirement(line.split(":", 1)[1].strip()) for line in meta.decode().splitlines()
+                if line.startswith("Requires-Dist:")}
     plain = sorted(r.name for r in declared if r.marker is None)
-    assert plain == sorted(RUNTIME), f"the wheel requires {plain} without an extra; the clean venv below has only {RUNTIME}"
+    assert plain == sorted(RUNTIME), \
+        f"the wheel requires {plain} without an extra; the clean venv below has only {RUNTIME}"
 
 
 def test_wheel_imports_in_a_clean_venv(wheel, tmp_path):
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv)
     python = venv / "bin" / "python"
-    site_packages = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip())
+    site_packages = Path(run(python, "-c",
+                             "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip())
     runtime = requirement_closure(RUNTIME)
     assert not set(runtime) & {m.lower() for m in DEV_ONLY} - {"sympy"}, sorted(runtime)
     link_into(site_packages, runtime.values())
@@ -93,10 +102,12 @@ def test_wheel_imports_in_a_clean_venv(wheel, tmp_path):
     run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-index", wheel)
     script = (
         "import importlib, importlib.metadata, importlib.util, sys, warnings\n"
-        "installed = {d.metadata['Name'].lower().replace('_', '-') for d in importlib.metadata.distributions()}\n"
+        "installed = {d.metadata['Name'].lower().replace('_', '-') for d in "
+        "importlib.metadata.distributions()}\n"
         "assert 'nn-foundations' in installed, sorted(installed)\n"
         # sympy arrives with torch (a dependency of torch itself), so only its import is checked
-        f"assert not installed & {set(m.lower().replace('_', '-') for m in DEV_ONLY) - {'sympy'}!r}, sorted(installed)\n"
+        "assert not installed & "
+        f"{set(m.lower().replace('_', '-') for m in DEV_ONLY) - {'sympy'}!r}, sorted(installed)\n"
         "warnings.simplefilter('error')\n"   # a warning at import (e.g. from torch) is a failure
         f"present = [m for m in {DEV_ONLY!r} if m != 'sympy' and importlib.util.find_spec(m)]\n"
         "assert not present, f'dev-only packages importable in the clean venv: {present}'\n"
@@ -105,8 +116,11 @@ def test_wheel_imports_in_a_clean_venv(wheel, tmp_path):
         f"for name in {modules_in(wheel)!r}: importlib.import_module(name)\n"
         f"loaded = sorted(m for m in {DEV_ONLY!r} if m in sys.modules and m not in already)\n"
         "assert not loaded, f'importing foundations loaded {loaded}'\n"
-        "from foundations.training import load_digits\n"  # the shipped data set loads from the wheel
-        "x, y = load_digits(); assert x.shape == (1797, 64) and y.shape == (1797,), (x.shape, y.shape)\n"
+        # the shipped data set loads from the wheel
+        "from foundations.training import load_digits\n"
+        "x, y = load_digits(); assert x.shape == (1797, 64) and y.shape == (1797,), (x.shape, "
+        "y.shape)\n"
         "import foundations; print(foundations.__version__, foundations.__file__)\n")
-    out = run(python, "-I", "-c", script, cwd=tmp_path)  # not the repository: import the installed copy
+    out = run(python, "-I", "-c", script,
+              cwd=tmp_path)  # not the repository: import the installed copy
     assert str(venv) in out, out

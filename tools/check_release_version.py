@@ -1,7 +1,8 @@
 """Check that a release tag names the version being released, before anything is published.
 
 The release workflow (`.github/workflows/release.yaml`) runs this twice: before building, with the
-tag alone, and after building, with `--dist dist`, so that every built file carries that version too.
+tag alone, and after building, with `--dist dist`, so that every built file carries that version
+too.
 The version is read from `foundations/__init__.py` as text (the library is not imported, so torch
 need not be installed).
 
@@ -35,7 +36,8 @@ def problems(tag, dist=None, root=ROOT):
     "What is wrong with releasing `tag` (and the files in folder `dist`), as a list of sentences."
     version, found = library_version(root), []
     if tag != f"v{version}":
-        found.append(f"tag {tag!r} does not match foundations.__version__ {version!r} (expected 'v{version}')")
+        found.append(f"tag {tag!r} does not match foundations.__version__ {version!r} (expected "
+                     f"'v{version}')")
     if dist is not None:
         files = sorted(p.name for p in Path(dist).iterdir() if p.name.endswith((".whl", ".tar.gz")))
         if not any(f.endswith(".whl") for f in files): found.append(f"no wheel in {dist}")
