@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 # %% ../nbs/09_autograd.ipynb #2b564524
-from .core import check_tensor, check_shapes, check_int, check_number
+from .core import check_tensor, check_shapes, check_int, check_number, check_class_targets
 from .conv import conv2d_unfold
 
 # %% ../nbs/09_autograd.ipynb #0f1e4001
@@ -772,22 +772,11 @@ def draw_graph(root:"Tensor", # the tensor whose graph to draw (before backward,
 
 # %% ../nbs/09_autograd.ipynb #6a78e29e
 def _check_classification(logits, targets):
-    """Check floating scores `logits` (n, n_classes) and int64 class indices `targets` (n,), n >= 1;
-    return n."""
+    "`logits`, a Tensor, and `targets`, checked by core's `check_class_targets`; return n."
     if not isinstance(logits, Tensor):
-        raise TypeError(f"logits must be a Tensor, not {type(logits).__name__}")
-    check_tensor(logits.data, "logits", floating=True)
-    n = check_shapes("cross_entropy", same_dtype=False,
-                     logits=(logits.data, "n n_classes"), targets=(targets, "n"))["n"]
-    if targets.dtype != torch.int64:
-        raise TypeError(f"targets must hold class indices as int64, not {targets.dtype}")
-    # a meta tensor has no numbers to check
-    if targets.device.type == "meta": low, high = 0, 0
-    else: low, high = (v.item() for v in targets.aminmax()) if n else (0, 0)
-    if n == 0 or low < 0 or high >= logits.shape[1]:
-        raise ValueError(f"targets must be class indices from 0 to {logits.shape[1] - 1} for {n} "
-                         f"rows (at least one); got {n} targets from {low} to {high}")
-    return n
+        raise TypeError(f"logits must be the engine's Tensor, not {type(logits).__module__}."
+                        f"{type(logits).__name__}: wrap scores in Tensor(...)")
+    return check_class_targets(logits.data, targets, fn="cross_entropy")
 
 def cross_entropy(logits:"Tensor", # scores, shape (n, n_classes), floating point
                   targets:torch.Tensor, # each row's correct class: torch int64 indices, shape (n,)
@@ -796,7 +785,7 @@ def cross_entropy(logits:"Tensor", # scores, shape (n, n_classes), floating poin
     n = _check_classification(logits, targets)
     log_probs = logits.log_softmax(-1)
     # (n, 1): the column to pick in each row
-    rows = targets[:, None]
+    rows = targets.long()[:, None]
     def backward(g):                                    # -g/n at each row's class, 0 elsewhere
         return (torch.zeros_like(log_probs.data).scatter_(1, rows, (g / -n).expand(n, 1)),)
     out = log_probs.data.gather(1, rows).mean().neg()
