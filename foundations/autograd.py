@@ -714,7 +714,7 @@ def _routes(tensors, edges, x, left, depth, y):
     uses) through its places in skipped layers to the top of the result, at the operand's place."""
     ids = {t: i for i, t in enumerate(tensors)}
     out_of = {}                                  # a tensor's edges, left to right by where they go
-    for k, (p, t, slot) in enumerate(edges):
+    for k, (p, _, _) in enumerate(edges):
         out_of.setdefault(p, []).append(k)
     def first_stop(k):
         p, t, _ = edges[k]

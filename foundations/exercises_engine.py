@@ -8,10 +8,8 @@ Docs: https://nn-foundations.github.io/foundations/exercises_engine.html.md"""
 __all__ = []
 
 # %% ../nbs/00_exercises_engine.ipynb #fd1762ce
-import math
 import torch
-from .exercises import (Case, Stat, Unusable, book, call, exercise_named, grads,
-                                   register, returns)
+from .exercises import (Case, Unusable, book, call, exercise_named, register)
 from . import exercises_by_hand  # noqa: F401  (the earlier chapters' exercises first)
 
 _DTYPES = (torch.float32, torch.float64)

@@ -11,7 +11,7 @@ __all__ = []
 import math
 import torch
 from .exercises import (Case, Stat, Unusable, book, call, exercise_named, grads,
-                                   register, returns)
+                                   register)
 from . import exercises_by_hand  # noqa: F401  (the earlier chapters' exercises first)
 
 _DTYPES = (torch.float32, torch.float64)

@@ -409,7 +409,7 @@ def depth_figure(n_layers:int=50, # how many random square layers
         _radios(fid, "act", "After each layer:", [("relu", "ReLU"), ("none", "nothing")], "none"),
         _radios(fid, "init", "Recipe:",
                 [("xavier", "Xavier 1/√n"), ("kaiming", "Kaiming √(2/n)")], "xavier"))
-    readout = (f'<p class="fnd-readout" aria-live="polite">Weights N(0, 1) × '
+    readout = ('<p class="fnd-readout" aria-live="polite">Weights N(0, 1) × '
                + _el("span", "scale", s) + ". Std after " + ", ".join(
                    f"layer {m}: " + _el("span", f"s{m}", s) for m in _marks(n_layers)) + ".</p>")
     body = controls + plot.svg(inner, "std of the activations, layer by layer") + readout

@@ -43,8 +43,8 @@ def _run(*cmd, **kw):
 
 def pinned_packages(path=PACKAGES):
     "The `name==version` lines of the package list, in order (torch first)."
-    lines = [l.split("#", 1)[0].strip() for l in path.read_text().splitlines()]
-    return [l for l in lines if l]
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line]
 
 
 def base_key():
@@ -197,8 +197,8 @@ def _failure(start, message):
 
 def _installed(base, distributions):
     "`name==version` of every distribution that is new or changed since the `base` environment."
-    before = dict(l.split("==", 1) for l in (base / "colab-base-freeze.txt").read_text().split()
-                  if "==" in l)
+    before = dict(pin.split("==", 1) for pin in (base / "colab-base-freeze.txt").read_text().split()
+                  if "==" in pin)
     before = {canonical(k): v for k, v in before.items()}
     after = {canonical(k): v for k, v in distributions.items()}
     return sorted(f"{k}=={v}" for k, v in after.items() if before.get(k) != v)

@@ -4,7 +4,7 @@ cannot use, the slips the issue found hinted wrongly, and the engine exercises o
 
 Each entry: (exercise, wrong implementation, a phrase its hint must contain; None: the plain
 report, with no hint at all)."""
-import functools, math
+import math
 
 import torch
 import torch.nn.functional as F

@@ -107,7 +107,7 @@ def describe(path, found, limit=8):
     for i, a, b in found[:limit]:
         show = lambda items: "\n".join(f"[{k}] {t}" for k, t in items).splitlines()
         diff = difflib.unified_diff(show(a), show(b), "stored", "fresh", lineterm="", n=1)
-        lines += [f"--- cell {i}"] + [l[:200] for l in list(diff)[:30]]
+        lines += [f"--- cell {i}"] + [line[:200] for line in list(diff)[:30]]
     if len(found) > limit: lines.append(f"... and {len(found) - limit} more")
     return "\n".join(lines)
 

@@ -20,7 +20,6 @@ the simulation runs every cell, and the release's version check works both ways.
 """
 import difflib, json, os, re, resource, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 

@@ -588,7 +588,7 @@ def only_doc(x):
 
 def test_hints_are_graduated_for_every_exercise(capsys):
     for name in exercise_modules():
-        for level in (1, 2, 3): hint(name)
+        for _ in (1, 2, 3): hint(name)   # the idea, then the shapes, then the formula
         lines = capsys.readouterr().out.splitlines()
         assert [line.split(":")[0] for line in lines] == [f"{name}, hint {k} of 3"
                                                            for k in (1, 2, 3)]
@@ -654,7 +654,7 @@ def test_no_exercise_notebook_imports_an_answer():
 
 
 def test_solutions_are_folded_after_each_check():
-    for name, nb in generated_notebooks().items():
+    for nb in generated_notebooks().values():
         cells = nb["cells"]
         for i, cell in enumerate(cells):
             if re.search(r"^check\(", "".join(cell["source"]), re.M):

@@ -20,7 +20,7 @@ Run from the repository root, after `pip install -e ".[dev]"`:
     python tools/build_site.py --plain    # always the plain preview
     python tools/build_site.py --out DIR  # write the pages somewhere other than _docs/
 """
-import argparse, html, json, os, posixpath, re, shutil, subprocess, sys, tempfile
+import argparse, html, json, os, posixpath, shutil, subprocess, sys, tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
