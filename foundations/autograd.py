@@ -402,6 +402,9 @@ def unbroadcast(grad:torch.Tensor, # a gradient with the broadcast shape
 # %% ../nbs/09_autograd.ipynb #570c9039
 def _matmul(a, b):
     x, y = _data(a), _data(b)
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+        raise TypeError(f"@ takes two tensors, not {_describe(a)} and {_describe(b)}: "
+                        "to scale by a number, use *")
     if x.ndim < 2 or y.ndim < 2:
         raise ValueError(f"@ takes matrices or batches of matrices (2-D or more), got shapes "
                          f"{tuple(x.shape)} and {tuple(y.shape)}: reshape a vector to (1, n) "
