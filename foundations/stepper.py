@@ -12,8 +12,8 @@ __all__ = ['tensor_text', 'backward_figure']
 import math  # noqa: F401
 import torch  # noqa: F401
 from .core import check_tensor  # noqa: F401
-from .figures import (Figure, _STATES_JS, _controls, _el,  # noqa: F401
-                                 _figure_id, _page, _shape_text, _stepper)
+from .figures import Figure, _STATES_JS, _controls, _el, _figure_id  # noqa: F401
+from .figures import _page, _shape_text, _stepper  # noqa: F401
 
 # %% ../nbs/11_figures.ipynb #bd614b5a
 def _num(v): return f"{v:.4g}"
