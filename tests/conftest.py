@@ -1,29 +1,23 @@
-"""Shared fixtures, and a closing table of wall time per part of the suite.
+"""The suite's hooks and shared fixtures, and a closing table of wall time per part of the suite.
+
+The tests live in tests/library/ (the library's own suites) and tests/book/ (the book's
+machinery); the code they share is the package tests/helpers/ (`from helpers import ROOT`).
 
 The table (printed just before pytest's summary line) gives the time of each test file, and for
 the notebooks the time of each one, so "how long does the whole book take to run" is one line.
 """
 from collections import defaultdict
-from pathlib import Path
 import sys, time
 try: import tomllib                     # Python 3.11+
 except ModuleNotFoundError: import tomli as tomllib   # Python 3.10: the same parser, from PyPI
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-NBS = ROOT / "nbs"
+import helpers
+from helpers import ROOT
 
 _part_time = defaultdict(float)   # test file -> seconds (setup, call and teardown together)
 _session_start = time.perf_counter()
-# the notebooks running in the background (notebook_runner.BackgroundRun)
-notebook_run = None
-background_time = {}              # work started early, in the background -> seconds it took
-
-
-def notebooks():
-    "Every notebook of the book, front page first, then the chapters in numeric order."
-    return sorted((p for p in NBS.glob("*.ipynb")), key=lambda p: (p.name != "index.ipynb", p.name))
 
 
 @pytest.fixture(scope="session")
@@ -52,12 +46,12 @@ def pytest_collection_finish(session):
 def pytest_sessionfinish(session):
     """End notebooks still running (pytest stopped early); remember each notebook's time in
     pytest's cache, so that next time the longest start first."""
-    if notebook_run: notebook_run.stop()
+    if helpers.notebook_run: helpers.notebook_run.stop()
     cache = getattr(session.config, "cache", None)
-    if notebook_run and notebook_run.results and cache is not None:
-        from test_notebooks import CACHE_KEY
+    if helpers.notebook_run and helpers.notebook_run.results and cache is not None:
+        from helpers.notebook_runner import CACHE_KEY
         times = cache.get(CACHE_KEY, {})
-        times.update({name: round(r[1], 1) for name, r in notebook_run.results.items()})
+        times.update({name: round(r[1], 1) for name, r in helpers.notebook_run.results.items()})
         cache.set(CACHE_KEY, times)
 
 
@@ -70,15 +64,15 @@ def pytest_terminal_summary(terminalreporter):
     write = terminalreporter.write_line
     terminalreporter.section("wall time by part")
     for part, seconds in sorted(_part_time.items(), key=lambda kv: -kv[1]):
-        waiting = part.endswith("test_notebooks.py") and notebook_run
+        waiting = part.endswith("test_notebooks.py") and helpers.notebook_run
         write(f"{seconds:8.1f} s  {part}"
               + ("  (waiting for the notebooks after the other parts)" if waiting else ""))
     since = time.perf_counter() - _session_start
     write(f"{sum(_part_time.values()):8.1f} s  all parts ({since:.1f} s since pytest started)")
-    for what, seconds in background_time.items():
+    for what, seconds in helpers.background_time.items():
         write(f"{seconds:8.1f} s  {what} (in the background, from collection on)")
-    if notebook_run and notebook_run.results:
-        run, results = notebook_run, notebook_run.results
+    if helpers.notebook_run and helpers.notebook_run.results:
+        run, results = helpers.notebook_run, helpers.notebook_run.results
         write("")
         for path in run.paths:
             if path.name in results:
@@ -89,11 +83,11 @@ def pytest_terminal_summary(terminalreporter):
               f"({len(results)}, one fresh process each, {run.workers} at once alongside the other "
               f"parts: {span:.1f} s from first start to last result; "
               f"{sum(r[3] for r in results.values()):.1f} s CPU)")
-    # the harness of tests/test_adversarial_*.py, if they ran
-    adversarial = sys.modules.get("adversarial")
+    # the harness of tests/library/test_adversarial_*.py, if they ran
+    adversarial = sys.modules.get("helpers.adversarial")
     if adversarial is not None and adversarial.OUTCOMES:
         write("")
         for outcome, count in adversarial.OUTCOMES.most_common():
             write(f"{count:8d}    {outcome}")
         write(f"{sum(adversarial.OUTCOMES.values()):8d}    adversarial calls judged "
-              "(tests/adversarial.py)")
+              "(tests/helpers/adversarial.py)")

@@ -8,7 +8,7 @@ the definition with its signature and docstring kept and its body replaced by a 
 `check(...)` cell. The notebooks export nothing, and each `check` cell carries `#| notest`, so that
 `nbdev-test` (and the Colab simulation) run the rest of the notebook and skip the checks, which fail
 on purpose until the reader has written the code. The output depends only on the chapters and the
-library, so the test `tests/test_exercises.py` can regenerate them and compare.
+library, so the test `tests/library/test_exercises.py` can regenerate them and compare.
 
 Run from the repository root after changing a chapter (and `nbdev-export`):
 

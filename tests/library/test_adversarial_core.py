@@ -3,12 +3,12 @@ protocol.
 
 A checker must either return what it promises (the tensor, the sizes, the int, the float) or raise a
 TypeError/ValueError from the library that names the argument; the protocol must add, clear and read
-gradients exactly, or refuse. Run: `pytest tests/test_adversarial_core.py`.
+gradients exactly, or refuse. Run: `pytest tests/library/test_adversarial_core.py`.
 """
 import math, warnings
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, odd_tensors, NOT_TENSORS, NOT_INTS,
+from helpers.adversarial import (judge, record_correct, odd_tensors, NOT_TENSORS, NOT_INTS,
                          BAD_INTS, NOT_NUMBERS, BAD_NUMBERS)
 import foundations.core as C
 

@@ -3,14 +3,15 @@
 `ruff check` (rules in pyproject.toml's [tool.ruff]) on the library, the tools, the tests and the
 notebooks; tools/code_shape.py for what ruff cannot see through nbdev's layout: functions of at
 most 40 lines in foundations/ and tools/, lines of at most 100 columns in the generated modules
-and the notebooks' code cells. Run: `pytest tests/test_lint.py`.
+and the notebooks' code cells. Run: `pytest tests/book/test_lint.py`.
 """
 import importlib.util, json, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+
 
 
 def _ruff():

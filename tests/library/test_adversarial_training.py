@@ -5,14 +5,14 @@ Each call goes through `judge`: it must return a result that matches an independ
 own softmax, cross-entropy and autograd), or raise a TypeError/ValueError from the library that
 names
 the argument. A missing file is a FileNotFoundError by design, checked directly. Run:
-`pytest tests/test_adversarial_training.py`.
+`pytest tests/library/test_adversarial_training.py`.
 """
 import gzip, math
 from pathlib import Path
 import numpy as np, pytest, torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, bad_inputs, NOT_INTS, BAD_INTS,
+from helpers.adversarial import (judge, record_correct, bad_inputs, NOT_INTS, BAD_INTS,
                          NOT_NUMBERS, BAD_NUMBERS)
 import foundations.training as T
 

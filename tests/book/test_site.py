@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-import conftest
-from conftest import NBS, ROOT
-from site_checks import check_site, chromium_path, expectations
+import helpers
+from helpers import NBS, ROOT
+from helpers.site_checks import check_site, chromium_path, expectations
 
 sys.path.insert(0, str(ROOT / "tools"))
 import build_site  # noqa: E402
@@ -53,7 +53,7 @@ def _start_build():
 
 
 def start_early(items):
-    "Called by conftest.py once the tests are collected: build the site now, in the background."
+    "Called by helpers.py once the tests are collected: build the site now, in the background."
     if Path(chromium_path()).exists() and any("plain_site" in item.fixturenames for item in items):
         _start_build()
 
@@ -64,7 +64,7 @@ def plain_site():
     build = _start_build()
     build["process"].wait()
     stdout, stderr = (log.seek(0) or log.read() for log in build["logs"])
-    conftest.background_time.setdefault("building the plain preview (tools/build_site.py --plain)",
+    helpers.background_time.setdefault("building the plain preview (tools/build_site.py --plain)",
                                         time.perf_counter() - build["start"])
     assert build["process"].returncode == 0, f"building the site failed:\n{stdout}\n{stderr}"
     assert "plain preview" in stdout and "quarto.org" in stdout

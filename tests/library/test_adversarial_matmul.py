@@ -6,7 +6,7 @@ tests/test_adversarial_matmul.py`.
 """
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, bad_inputs, NOT_NUMBERS,
+from helpers.adversarial import (judge, record_correct, bad_inputs, NOT_NUMBERS,
                          BAD_NUMBERS)
 import foundations.matmul as M
 

@@ -4,13 +4,13 @@ Each call goes through `judge`: it must return a result that matches PyTorch's o
 independent reference: the same expression on torch leaves, values and gradients), or raise a
 TypeError/ValueError from the library that names the argument. Errors about the state of a graph
 (backward twice, backward of a tensor that requires no grad) are RuntimeErrors, as in PyTorch, and
-are checked by their message. Run: `pytest tests/test_adversarial_autograd.py`.
+are checked by their message. Run: `pytest tests/library/test_adversarial_autograd.py`.
 """
 import numpy as np
 import pytest, torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, bad_inputs, odd_tensors, NOT_INTS, BAD_INTS,
+from helpers.adversarial import (judge, record_correct, bad_inputs, odd_tensors, NOT_INTS, BAD_INTS,
                          NOT_TENSORS)
 import foundations.autograd as A
 from foundations.autograd import Tensor

@@ -13,7 +13,7 @@ it is compared whole or not at all, never line by line, so anyone can see which 
 `nbdev-clean` keeps the tag (`allowed_cell_metadata_keys = "tags"` in pyproject.toml).
 
 `save(path, fresh)` writes the fresh outputs into the notebook (the one step that refreshes the
-book: `python tests/notebook_runner.py --save`).
+book: `python tests/helpers/notebook_runner.py --save`).
 """
 import json, os, re, sys
 from pathlib import Path
@@ -102,7 +102,8 @@ def describe(path, found, limit=8):
     "A failure message: for each differing cell, its index and a diff of stored and fresh text."
     import difflib
     lines = [f"{Path(path).name}: {len(found)} cell(s) print something else than they store "
-             f"(re-run and store with `python tests/notebook_runner.py --save {Path(path).name}`; "
+             "(re-run and store with "
+             f"`python tests/helpers/notebook_runner.py --save {Path(path).name}`; "
              f"a cell whose output depends on the machine gets the tag {IGNORE_TAG!r}):"]
     for i, a, b in found[:limit]:
         show = lambda items: "\n".join(f"[{k}] {t}" for k, t in items).splitlines()

@@ -1,9 +1,9 @@
-"""A stock Google Colab runtime, simulated, for `tests/test_colab.py`.
+"""A stock Google Colab runtime, simulated, for `tests/book/test_colab.py`.
 
 - `base_env()` builds, once, a virtual environment with Colab's versions of what the book touches
-  (`tests/colab_packages.txt`), plus a stand-in `google.colab` package that is imported at every
-  interpreter start-up (a `.pth` file), as it is on Colab. It lives in a cache folder outside the
-  repository, named by a hash of the package list and the Python version, so it survives between
+  (`tests/helpers/colab_packages.txt`), plus a stand-in `google.colab` package that is imported at
+  every interpreter start-up (a `.pth` file), as it is on Colab. It lives in a cache folder outside
+  the repository, named by a hash of the package list and the Python version, so it survives between
   runs and is rebuilt when the list changes.
 - `run_notebook()` makes a fresh copy of that environment for one notebook (`cp -al`: hard links,
   seconds; pip replaces files rather than editing them, so the base stays intact), runs the
@@ -116,7 +116,7 @@ def build_wheel(out):
     """Build the project's wheel into folder `out` (no dependencies, no isolation) and return its
     path."""
     _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", out, HERE.parent)
+         "-w", out, HERE.parent.parent)
     (wheel,) = Path(out).glob("nn_foundations-*.whl")
     return wheel
 

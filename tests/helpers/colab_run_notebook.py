@@ -1,5 +1,5 @@
 """Run one notebook top to bottom in a real Jupyter kernel, cell by cell, and write what happened
-as JSON. Used by `tests/test_colab.py`; it runs *inside* the simulated Colab environment (with
+as JSON. Used by `tests/book/test_colab.py`; it runs *inside* the simulated Colab environment (with
 that environment's own nbclient, jupyter_client and ipykernel), so it must work with Colab's old
 versions of them and needs nothing from this repository.
 

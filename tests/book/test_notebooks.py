@@ -2,41 +2,41 @@
 prints what it stores.
 
 The selected notebooks start as soon as pytest has collected the tests (`start_early`), several at
-once, in the background while the other tests run (`notebook_runner.py`); these tests, which pytest
-runs last, wait for their notebook's result. Each notebook runs as `nbdev.test.test_nb` runs it:
-cells marked `#| eval: false` never run, and cells with a flag from `tst_flags` (`notest`) are
-skipped. Each notebook gives two tests: it runs (the failing cell and its traceback otherwise), and
-every cell's stored text output is what the fresh run printed (`stored_outputs.py`), except the
-cells tagged `nbval-ignore-output`, which may be at most `MARKED_AT_MOST` of the cells with output.
-`python tests/notebook_runner.py --save` stores fresh outputs in every notebook.
+once, in the background while the other tests run (`helpers/notebook_runner.py`); these tests,
+which pytest runs last, wait for their notebook's result. Each notebook runs as
+`nbdev.test.test_nb` runs it: cells marked `#| eval: false` never run, and cells with a flag from
+`tst_flags` (`notest`) are skipped. Each notebook gives two tests: it runs (the failing cell and
+its traceback otherwise), and every cell's stored text output is what the fresh run printed
+(`helpers/stored_outputs.py`), except the cells tagged `nbval-ignore-output`, which may be at most
+`MARKED_AT_MOST` of the cells with output.
+`python tests/helpers/notebook_runner.py --save` stores fresh outputs in every notebook.
 """
 import json
 
 import pytest
 
-import conftest
-from conftest import notebooks
-from notebook_runner import BackgroundRun
-import stored_outputs
+import helpers
+from helpers import notebooks
+from helpers.notebook_runner import CACHE_KEY, BackgroundRun
+from helpers import stored_outputs
 
 
-CACHE_KEY = "foundations/notebook_seconds"  # in pytest's cache (.pytest_cache/): last run's times
 MARKED_AT_MOST = 0.15                       # of the book's cells with output, machine-dependent
 
 
 def start_early(items):
-    "Called by conftest.py once the tests are collected: start every selected notebook now."
+    "Called by helpers.py once the tests are collected: start every selected notebook now."
     cache = getattr(items[0].config, "cache", None)
     wanted = {item.callspec.params["notebook"] for item in items if hasattr(item, "callspec")}
-    conftest.notebook_run = BackgroundRun(sorted(wanted),
+    helpers.notebook_run = BackgroundRun(sorted(wanted),
                                           last_seconds=cache.get(CACHE_KEY, {}) if cache else None)
 
 
 def _result(notebook):
-    if conftest.notebook_run is None or notebook.name not in conftest.notebook_run.done:
+    if helpers.notebook_run is None or notebook.name not in helpers.notebook_run.done:
         # not started at collection (e.g. called directly)
-        conftest.notebook_run = BackgroundRun([notebook])
-    return conftest.notebook_run.result(notebook.name)
+        helpers.notebook_run = BackgroundRun([notebook])
+    return helpers.notebook_run.result(notebook.name)
 
 
 @pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.name)
@@ -67,7 +67,7 @@ def test_ignore_tag_survives_nbdev_clean(tmp_path):
     nb = {"cells": [{"cell_type": "code", "execution_count": 3, "id": "a", "source": "1",
                      "metadata": {"tags": [stored_outputs.IGNORE_TAG], "scrolled": True},
                      "outputs": []}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-    _nbdev_clean(nb, path=conftest.ROOT)
+    _nbdev_clean(nb, path=helpers.ROOT)
     assert nb["cells"][0]["metadata"] == {"tags": [stored_outputs.IGNORE_TAG]}, json.dumps(nb)
 
 

@@ -3,12 +3,12 @@
 Each call goes through `judge`: it must return a result that matches an independent reference
 (torch's own
 functions), or raise a TypeError/ValueError from the library that names the argument.
-Run: `pytest tests/test_adversarial_init.py`.
+Run: `pytest tests/library/test_adversarial_init.py`.
 """
 import numpy as np, pytest, torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, bad_inputs, NOT_INTS, BAD_INTS,
+from helpers.adversarial import (judge, record_correct, bad_inputs, NOT_INTS, BAD_INTS,
                          NOT_NUMBERS, BAD_NUMBERS)
 import foundations.init as I
 

@@ -4,13 +4,13 @@ Each call goes through `judge`: it must return a result that matches an independ
 torch, autograd), or raise a TypeError/ValueError from the library that names the argument. Errors
 that are part of a protocol (NotImplementedError for a subclass that forgets a method, RuntimeError
 for a backward pass before any forward pass) are checked directly. Run:
-`pytest tests/test_adversarial_modules.py`.
+`pytest tests/library/test_adversarial_modules.py`.
 """
 import copy, pickle
 import numpy as np, pytest, torch
 from torch import nn
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, bad_inputs)
+from helpers.adversarial import (judge, record_correct, bad_inputs)
 import foundations.modules as M
 from foundations.init import xavier_init
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from site_checks import CHROMIUM_ARGS, VIEWPORT, chromium_path
+from helpers.site_checks import CHROMIUM_ARGS, VIEWPORT, chromium_path
 from test_site import plain_site, start_early  # noqa: F401  (the shared site build, started early)
 
 pytestmark = pytest.mark.skipif(not Path(chromium_path()).exists(),

@@ -9,7 +9,7 @@ tests/test_adversarial_timing.py`.
 import numpy as np, pytest, torch
 from unittest import mock
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, bad_inputs)
+from helpers.adversarial import (judge, record_correct, bad_inputs)
 import foundations.timing as T
 
 FAST = settings(max_examples=25, derandomize=True, deadline=None, database=None)

@@ -1,12 +1,12 @@
 """Adversarial inputs for `foundations.broadcasting` (issue 15): every public name, every argument.
 
 Each call goes through `judge`: a result must match torch (the reference), an error must be a
-library
-TypeError/ValueError naming the argument. Run: `pytest tests/test_adversarial_broadcasting.py`.
+library TypeError/ValueError naming the argument.
+Run: `pytest tests/library/test_adversarial_broadcasting.py`.
 """
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
-from adversarial import (judge, record_correct, bad_inputs, NOT_TENSORS, NOT_INTS,
+from helpers.adversarial import (judge, record_correct, bad_inputs, NOT_TENSORS, NOT_INTS,
                          BAD_INTS, NOT_NUMBERS, BAD_NUMBERS)
 import foundations.broadcasting as B
 

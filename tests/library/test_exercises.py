@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import NBS, ROOT
+from helpers import NBS, ROOT
 
 import foundations.exercises as grader
 from foundations.exercises import check, exercise_modules, hint, progress
@@ -447,7 +447,7 @@ CATALOGUE = [  # (exercise, wrong implementation, a phrase its hint must contain
 ]
 
 
-from exercise_wrong_answers import MORE  # noqa: E402
+from helpers.exercise_wrong_answers import MORE  # noqa: E402
 CATALOGUE += MORE
 
 

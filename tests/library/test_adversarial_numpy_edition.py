@@ -3,11 +3,11 @@
 Each call goes through `judge`: it must return a result that matches an independent reference (NumPy
 itself, or float64 arithmetic written out here), or raise a TypeError/ValueError from the library
 that
-names the argument. Run: `pytest tests/test_adversarial_numpy_edition.py`.
+names the argument. Run: `pytest tests/library/test_adversarial_numpy_edition.py`.
 """
 import numpy as np, pytest
 from hypothesis import given, settings, strategies as st
-from adversarial import judge, record_correct, NOT_INTS, BAD_INTS, NOT_NUMBERS, BAD_NUMBERS
+from helpers.adversarial import judge, record_correct, NOT_INTS, BAD_INTS, NOT_NUMBERS, BAD_NUMBERS
 import foundations.numpy_edition as N
 from foundations.numpy_edition import GradArray
 
@@ -375,8 +375,7 @@ def test_numerical_grad_on_a_big_endian_array():
 def test_chapter_8_table_names_every_twin():
     "Every name defined both here and in a PyTorch module (private helpers too) is in the table."
     import ast, json
-    from pathlib import Path
-    root = Path(__file__).resolve().parent.parent
+    from helpers import ROOT as root
 
     def defined(module):
         tree = ast.parse((root / "foundations" / f"{module}.py").read_text())

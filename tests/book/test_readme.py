@@ -2,7 +2,7 @@
 script exists and explains itself."""
 import re, subprocess, sys
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def readme_command(label):

@@ -8,12 +8,16 @@ pays torch's import time twice. Up to `workers` notebooks run at once, the longe
 time, if told, else by their amount of code), each with one torch thread (`THREADS`), so they
 do not fight over the cores.
 
-    python tests/notebook_runner.py                  # every notebook in nbs/
-    python tests/notebook_runner.py nbs/01_matmul.ipynb --workers 1
+    python tests/helpers/notebook_runner.py                  # every notebook in nbs/
+    python tests/helpers/notebook_runner.py nbs/01_matmul.ipynb --workers 1
 """
 import io, multiprocessing as mp, os, sys, threading, time, traceback
 from multiprocessing.connection import wait
 from pathlib import Path
+
+if __package__ in (None, ""):   # run as a script: make the helpers package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+CACHE_KEY = "foundations/notebook_seconds"  # in pytest's cache (.pytest_cache/): last run's times
 
 # torch threads per notebook, the same on every machine: a reduction split over another number of
 # threads can round differently, and the stored outputs are compared with a fresh run's.
@@ -51,9 +55,8 @@ def _run_in_child(path, threads, conn, save=False):
     `save`, write the fresh outputs into the notebook instead (when it ran through)."""
     captured, found = io.StringIO(), []
     try:
-        # stored_outputs, beside this file
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import stored_outputs
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tests/, holding helpers
+        from helpers import stored_outputs
         cells, error = stored_outputs.run(path, threads)
         passed = error is None
         if error: captured.write(error)
@@ -163,7 +166,7 @@ class BackgroundRun:
 
 
 def _print_result(name, passed, seconds, error, cpu, found, save=False):
-    import stored_outputs
+    from helpers import stored_outputs
     state = "passed" if passed else "FAILED"
     if passed and save: state = "outputs stored"
     elif passed and found: state = f"ran, but {len(found)} cell(s) differ from their stored output"
@@ -181,7 +184,7 @@ if __name__ == "__main__":
     parser.add_argument("--save", action="store_true",
                         help="store each notebook's fresh outputs in it (then run nbdev-clean)")
     args = parser.parse_args()
-    nbs = Path(__file__).resolve().parent.parent / "nbs"
+    nbs = Path(__file__).resolve().parents[2] / "nbs"
     paths = ([Path(p) if Path(p).exists() else nbs / p for p in args.notebooks]
              or sorted(nbs.glob("*.ipynb")))
     start = time.perf_counter()

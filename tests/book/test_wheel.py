@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from conftest import ROOT
+from helpers import ROOT
 
 DEV_ONLY = ["nbdev", "matplotlib", "sympy", "IPython", "jupyter", "jupyter_core", "notebook",
             "fastcore", "execnb", "hypothesis", "pytest", "pypandoc", "playwright"]

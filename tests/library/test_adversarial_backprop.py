@@ -3,11 +3,11 @@
 Each call goes through `judge`: it must give the gradients torch.autograd gives (or finite
 differences the
 library did not compute), or raise a TypeError/ValueError from the library that names the argument.
-Run: `pytest tests/test_adversarial_backprop.py`.
+Run: `pytest tests/library/test_adversarial_backprop.py`.
 """
 import numpy as np, pytest, torch
 from hypothesis import given, settings, strategies as st
-from adversarial import judge, record_correct, bad_inputs, NOT_NUMBERS, BAD_NUMBERS
+from helpers.adversarial import judge, record_correct, bad_inputs, NOT_NUMBERS, BAD_NUMBERS
 import foundations.backprop as B
 from foundations.init import lin, relu, mse, two_layer_net
 

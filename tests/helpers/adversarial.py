@@ -1,4 +1,4 @@
-"""The shared harness of the adversarial suites (`tests/test_adversarial_*.py`).
+"""The shared harness of the adversarial suites (`tests/library/test_adversarial_*.py`).
 
 Each suite throws bad and edge input at every public function of one module and hands each call to
 `judge`, which accepts exactly two outcomes: a result (that the suite then checks is correct), or a
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-LIB = str(Path(__file__).resolve().parent.parent / "foundations")
+LIB = str(Path(__file__).resolve().parents[2] / "foundations")
 OUTCOMES = Counter()   # outcome class -> count, over the whole run
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NBS, ROOT, notebooks
+from helpers import NBS, ROOT, notebooks
 
 BIN = Path(sys.executable).parent
 LIB = ROOT / "foundations"
