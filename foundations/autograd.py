@@ -366,7 +366,7 @@ def _routes(tensors, edges, x, left, depth, y):
     return routes
 
 # %% ../nbs/09_autograd.ipynb #5d419ebd
-def draw_graph(root:"Tensor", # the tensor whose graph to draw (before backward, or with retain_graph)
+def draw_graph(root:"Tensor", # whose graph to draw (before backward, or with retain_graph)
                names:dict|None=None, # labels for some tensors, {tensor: "w"}; others: shape or op
                ax=None, # a matplotlib Axes to draw on (default: a new figure of the layout's size)
               ): # the matplotlib Axes

@@ -66,12 +66,24 @@ def _imports(code):
             if isinstance(n, (ast.Import, ast.ImportFrom))]
 
 
+def _import_line(prefix, names, width=100):
+    "`prefix` and `names`, wrapped in parentheses within `width` columns if one line is longer."
+    one = prefix + ", ".join(names)
+    if len(one) <= width: return one
+    lines, line = [], prefix + "("
+    for k, name in enumerate(names):
+        piece = name + ("," if k < len(names) - 1 else ")")
+        if len(line) + len(piece) + 1 > width: lines, line = lines + [line.rstrip()], "    "
+        line += piece + " "
+    return "\n".join(lines + [line.rstrip()])
+
+
 def _without(line, names):
     "The import `line` without the `names` it imports (an exercise's answer); '' if none is left."
     m = re.match(r"(from \S+ import )(.+)$", line)
     if not m: return line
     kept = [n.strip() for n in m[2].split(",") if n.strip().split(" as ")[0] not in names]
-    return m[1] + ", ".join(kept) if kept else ""
+    return _import_line(m[1], kept) if kept else ""
 
 
 def _is_helper(cell):
@@ -209,7 +221,7 @@ def _import_cells(cells, module, exercised, solutions):
     public = [n for n in getattr(importlib.import_module(f"foundations.{module}"), "__all__", [])
               if n not in exercised]
     library = "from foundations.exercises import check, hint, progress"
-    if public: library += f"\nfrom foundations.{module} import " + ", ".join(public)
+    if public: library += "\n" + _import_line(f"from foundations.{module} import ", public)
     out = [("code", "\n".join(imports + [library]))]
     if solutions:   # the chapter module's names, private helpers included: the book's answer
         out.append(("code", f"import foundations.{module} as _chapter\n"
