@@ -198,8 +198,10 @@ def colab(request, tmp_path_factory):
     "Start the simulation of every selected notebook, `WORKERS` at a time; `{path: future}`."
     report = ColabReport()
     request.config.pluginmanager.register(report, "colab-simulation-report")
-    selected = [item.callspec.params["notebook"] for item in request.session.items
-                if getattr(item, "originalname", "") == "test_notebook_on_colab"]
+    def chosen(test): return [item.callspec.params["notebook"] for item in request.session.items
+                              if getattr(item, "originalname", "") == test]
+    selected = chosen("test_notebook_on_colab")
+    as_shipped = chosen("test_exercise_notebook_as_shipped_on_colab")
     t = time.perf_counter()
     wheel = colab_sim.build_wheel(tmp_path_factory.mktemp("colab-wheel"))
     report.lines.append(f"{time.perf_counter() - t:8.1f} s  building {wheel.name}")
@@ -211,19 +213,21 @@ def colab(request, tmp_path_factory):
     cleaner = ThreadPoolExecutor(1, thread_name_prefix="colab-cleanup")   # deletes used copies
     for stale in colab_sim.stale_runs(): cleaner.submit(colab_sim.remove, stale)
 
-    def one(nb):
+    def one(nb, shipped=False):
         # one torch thread, as in the notebook tests, so that reductions round the same way
         cleanup = lambda d: cleaner.submit(colab_sim.remove, d)
-        try: r = colab_sim.run_notebook(nb, base, wheel, cleanup, solved.get(nb), threads=1)
+        content = None if shipped else solved.get(nb)
+        try: r = colab_sim.run_notebook(nb, base, wheel, cleanup, content, threads=1)
         except Exception as e:
             r = dict(ok=False, seconds=0.0, cell=None, source="", message=repr(e))
-        report.results[name(nb)] = r
-        if len(report.results) == len(selected):
+        report.results[name(nb) + (" (as shipped)" if shipped else "")] = r
+        if len(report.results) == len(selected) + len(as_shipped):
             report.end, report.cpu = time.perf_counter(), cpu_seconds() - report.cpu_start
         return r
 
     pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="colab")
     futures = {nb: pool.submit(one, nb) for nb in selected}
+    futures.update({(nb, "as shipped"): pool.submit(one, nb, True) for nb in as_shipped})
     yield wheel, futures
     pool.shutdown(wait=True, cancel_futures=True)
     cleaner.shutdown(wait=True)
@@ -256,3 +260,19 @@ def test_notebook_on_colab(notebook, colab, record_property):
     assert f"nn-foundations=={version}" in r["installed"], (
         f"{name(notebook)}: the setup cell did not install the wheel just built ({wheel.name}); "
         f"it installed {r['installed']}")
+
+
+@pytest.mark.colab
+@pytest.mark.parametrize("notebook", [p for p in book_notebooks() if p.parent == NBS / "exercises"],
+                         ids=name)
+def test_exercise_notebook_as_shipped_on_colab(notebook, colab):
+    """A learner's first "Run all", before writing anything: it goes through, and each check says
+    which function is not written yet (the promise on the exercises page)."""
+    _, futures = colab
+    r = futures[(notebook, "as shipped")].result()
+    assert r["ok"], (f"{name(notebook)} as shipped stops at cell {r.get('cell')}:\n"
+                     f"{r.get('message', '')[-3000:]}")
+    printed = "".join("".join(o.get("text", "")) for outs in r["outputs"].values() for o in outs)
+    checks = [c for c in json.loads(notebook.read_text())["cells"]
+              if c["cell_type"] == "code" and "check(" in "".join(c["source"])]
+    assert printed.count("not written yet") >= len(checks) > 0, printed[-2000:]
