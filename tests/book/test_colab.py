@@ -5,13 +5,14 @@ project's wheel, takes a cached virtual environment with Colab's versions of wha
 (`tests/helpers/colab_packages.txt`: IPython 7.34, ipykernel 6.17, numpy 2.1, fastcore 2.2.12, no
 nbdev, no hypothesis; Python 3.11 and torch 2.13.0 stand in for Colab's, see that file), and for
 each notebook a fresh copy of it where `google.colab` is already imported, as on Colab. The
-notebook, alone in an empty folder, then runs top to bottom with a real kernel, its setup cell
+notebook, in an empty working folder, then runs top to bottom with a real kernel, its setup cell
 included: that cell's `pip install "nn-foundations[book]"` takes our wheel by name from
 `PIP_FIND_LINKS` and the rest from the package index. Every code cell runs, as Colab's "Run all"
 runs it: `#| eval: false` and `notest` are plain comments there. Each chapter's cells must then
 print what the notebook stores (`stored_outputs.py`, the same comparison as the notebook tests; the
-setup cell, which acts only on Colab, is left out). The exercise notebooks run with the chapters'
-code in place of their stubs (see `solved_exercises`). The notebooks run two at a time
+setup cell, which acts only on Colab, is left out). The exercise notebooks run twice: with the
+chapters' code in place of their stubs (see `solved_exercises`), and as shipped, a learner's first
+"Run all" (`test_exercise_notebook_as_shipped_on_colab`). The notebooks run two at a time
 (`COLAB_WORKERS`); a closing section of pytest's report gives the time of each one and what the
 setup cell installed. See `tests/helpers/colab_sim.py` for the machinery.
 
