@@ -10,17 +10,8 @@ __all__ = []
 # %% ../nbs/00_exercises_engine.ipynb #fd1762ce
 import torch
 from .exercises import (Case, Unusable, book, call, exercise_named, register)
-from . import exercises_by_hand  # noqa: F401  (the earlier chapters' exercises first)
-
-_DTYPES = (torch.float32, torch.float64)
-
-def _randn(g, *shape, dtype=torch.float64):
-    return torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
-
-def _earlier(name, what="cases"):
-    "An earlier chapter's exercise's cases or slips, from the registry (its module comes first)."
-    exercise = exercise_named(name)
-    return exercise.cases if what == "cases" else exercise.slip_list()
+# the earlier chapters' exercises first, and the catalogue's shared helpers
+from .exercises_by_hand import CASE_DTYPES, case_randn
 
 # %% ../nbs/00_exercises_engine.ipynb #a2e85faf
 def _engine(*names): return book("autograd", *names)
@@ -32,7 +23,7 @@ class _Graph:
 
 def _leaves(g, dtype, *shapes):
     (Tensor,) = _engine("Tensor")
-    return [Tensor(_randn(g, *s, dtype=dtype), requires_grad=True) for s in shapes]
+    return [Tensor(case_randn(g, *s, dtype=dtype), requires_grad=True) for s in shapes]
 
 def _graphs(g):
     "Graphs with a reused node, a constant, a leaf without grad, and a long chain."
@@ -170,10 +161,10 @@ _RECIPES = {   # name: (leaf shapes, recipe(ops, *leaves) -> root)
 def _backward_cases(g):
     cases = []
     for name, (shapes, _) in _RECIPES.items():
-        for dtype in _DTYPES:
-            data = [_randn(g, *s, dtype=dtype) for s in shapes]
-            grad = _randn(g, 2, 3, dtype=dtype) if name.startswith("a non-scalar") else None
-            earlier = _randn(g, *shapes[0], dtype=dtype)   # x.grad before: backward adds to it
+        for dtype in CASE_DTYPES:
+            data = [case_randn(g, *s, dtype=dtype) for s in shapes]
+            grad = case_randn(g, 2, 3, dtype=dtype) if name.startswith("a non-scalar") else None
+            earlier = case_randn(g, *shapes[0], dtype=dtype)   # x.grad before: backward adds to it
             cases.append(Case(("recipe", "leaves", "grad"), (name, data, grad),
                               extra={"earlier": earlier}))
     return cases
@@ -238,11 +229,11 @@ def _op_cases(g, shapes, **kwargs):
     "Cases for an operation: operands of `shapes` (tuples), and a gradient for the result."
     cases = []
     for operand_shapes, result_shape, options in shapes:
-        for dtype in _DTYPES:
-            args = tuple(_randn(g, *s, dtype=dtype) for s in operand_shapes)
+        for dtype in CASE_DTYPES:
+            args = tuple(case_randn(g, *s, dtype=dtype) for s in operand_shapes)
             names = ("a", "b")[:len(args)] if len(args) == 2 else ("x",)
             cases.append(Case(names + tuple(options), args + tuple(options.values()),
-                              extra={"grad": _randn(g, *result_shape, dtype=dtype)}))
+                              extra={"grad": case_randn(g, *result_shape, dtype=dtype)}))
     return cases
 
 def _op_run(arity, name):
@@ -354,8 +345,8 @@ _LOG_SOFTMAX_SHAPES = [(((1, 1),), (1, 1), {"dim": -1}), (((2, 3),), (2, 3), {"d
 
 def _log_softmax_cases(g):
     cases = _op_cases(g, _LOG_SOFTMAX_SHAPES)
-    large = _randn(g, 2, 4, dtype=torch.float32) * 20 + 100   # exp(100) overflows in float32
-    grad = _randn(g, 2, 4, dtype=torch.float32)
+    large = case_randn(g, 2, 4, dtype=torch.float32) * 20 + 100   # exp(100) overflows in float32
+    grad = case_randn(g, 2, 4, dtype=torch.float32)
     cases.append(Case(("x", "dim"), (large, -1), extra={"grad": grad}))
     return cases
 

@@ -12,20 +12,11 @@ import math
 import torch
 from .exercises import (Case, Stat, Unusable, book, call, exercise_named, grads,
                                    register)
-from . import exercises_by_hand  # noqa: F401  (the earlier chapters' exercises first)
-
-_DTYPES = (torch.float32, torch.float64)
-
-def _randn(g, *shape, dtype=torch.float64):
-    return torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
-
-def _earlier(name, what="cases"):
-    "An earlier chapter's exercise's cases or slips, from the registry (its module comes first)."
-    exercise = exercise_named(name)
-    return exercise.cases if what == "cases" else exercise.slip_list()
+# the earlier chapters' exercises first, and the catalogue's shared helpers
+from .exercises_by_hand import CASE_DTYPES, case_randn, earlier_exercise
 
 _xavier, _kaiming = (lambda n: 1 / math.sqrt(n)), (lambda n: math.sqrt(2 / n))
-_MASK_INVERTED, _KINK = (hint for (_, hint) in _earlier("relu_grad", "slips")[0:4:3])
+_MASK_INVERTED, _KINK = (hint for (_, hint) in earlier_exercise("relu_grad", "slips")[0:4:3])
 
 # %% ../nbs/00_exercises_layers.ipynb #26389878
 def _layer_cases(g, make):
@@ -80,25 +71,27 @@ def _function_class(forward, grad):
 
 def _book_grad(name): return lambda *args: book("backprop", name)[0](*args)
 
-register("Lin", "modules", lambda g: _layer_cases(g, _earlier("lin_grad")),
+register("Lin", "modules", lambda g: _layer_cases(g, earlier_exercise("lin_grad")),
          run=_layer_run(("inp", "w", "b")),
-         slips=lambda: _layer_slips(_lin_class, _earlier("lin", "slips"),
-                                    _earlier("lin_grad", "slips"), lambda x, w, b: x @ w + b,
+         slips=lambda: _layer_slips(_lin_class, earlier_exercise("lin", "slips"),
+                                    earlier_exercise("lin_grad", "slips"),
+                                    lambda x, w, b: x @ w + b,
                                     _book_grad("lin_grad"))())
-register("Relu", "modules", lambda g: _layer_cases(g, _earlier("relu_grad")),
+register("Relu", "modules", lambda g: _layer_cases(g, earlier_exercise("relu_grad")),
          run=_layer_run(("inp",)),
-         slips=lambda: _layer_slips(_function_class, _earlier("relu", "slips"),
-                                    _earlier("relu_grad", "slips"), lambda x: x.clamp_min(0),
+         slips=lambda: _layer_slips(_function_class, earlier_exercise("relu", "slips"),
+                                    earlier_exercise("relu_grad", "slips"),
+                                    lambda x: x.clamp_min(0),
                                     _book_grad("relu_grad"))())
-register("Mse", "modules", lambda g: _layer_cases(g, _earlier("mse_grad")),
+register("Mse", "modules", lambda g: _layer_cases(g, earlier_exercise("mse_grad")),
          run=_layer_run(("inp",)),
-         slips=lambda: _layer_slips(_function_class, _earlier("mse", "slips"),
-                                    _earlier("mse_grad", "slips"), *book("init", "mse"),
+         slips=lambda: _layer_slips(_function_class, earlier_exercise("mse", "slips"),
+                                    earlier_exercise("mse_grad", "slips"), *book("init", "mse"),
                                     *book("backprop", "mse_grad"))())
 
 def _my_relu_cases(g):
     return [Case(("x",), case.args[:1], extra={"grad": case.upstream["out"]})
-            for case in _earlier("relu_grad")(g)]
+            for case in earlier_exercise("relu_grad")(g)]
 
 def _my_relu_run(cls, case):
     "Apply the autograd function, then ask autograd for the input's gradient."
@@ -121,7 +114,7 @@ def _autograd_relu(forward, backward):
 
 register("MyRelu", "modules", _my_relu_cases, run=_my_relu_run, slips=[
     *[(_autograd_relu(f, lambda inp, g: g * (inp > 0)), hint)
-      for f, hint in _earlier("relu", "slips")],
+      for f, hint in earlier_exercise("relu", "slips")],
     (_autograd_relu(lambda x: x.clamp_min(0), lambda inp, g: g * (inp < 0)), _MASK_INVERTED),
     (_autograd_relu(lambda x: x.clamp_min(0), lambda inp, g: g * (inp <= 0)), _MASK_INVERTED),
     (_autograd_relu(lambda x: x.clamp_min(0), lambda inp, g: g * (inp >= 0)), _KINK),
@@ -138,7 +131,7 @@ def _linear_layer_cases(g):
     for n_in, n_out, n in ((1, 1, 1), (3, 2, 4), (2, 5, 1), (32, 256, 3)):   # the last: 8,192
         for kwargs in ({}, {"dtype": torch.float64}, {"init": _fixed_init}):
             seed = int(torch.randint(0, 2 ** 31, (1,), generator=g))
-            x = _randn(g, n, n_in, dtype=kwargs.get("dtype", torch.get_default_dtype()))
+            x = case_randn(g, n, n_in, dtype=kwargs.get("dtype", torch.get_default_dtype()))
             cases.append(Case(("n_in", "n_out", "seed"), (n_in, n_out, seed), kwargs=kwargs,
                               extra={"x": x}))
     return cases
@@ -222,11 +215,11 @@ register("LinearLayer", "modules", _linear_layer_cases, run=_linear_layer_run,
 def _cross_entropy_cases(g):
     cases = []
     for n, n_classes in ((1, 2), (1, 5), (3, 2), (4, 3), (6, 10), (2, 1)):
-        for dtype in _DTYPES:
-            logits = _randn(g, n, n_classes, dtype=dtype) * 3
+        for dtype in CASE_DTYPES:
+            logits = case_randn(g, n, n_classes, dtype=dtype) * 3
             targ = torch.randint(0, n_classes, (n,), generator=g)
             cases.append(Case(("logits", "targ"), (logits, targ)))
-    large = _randn(g, 3, 4, dtype=torch.float32) * 20 + 100   # exp(100) overflows float32
+    large = case_randn(g, 3, 4, dtype=torch.float32) * 20 + 100   # exp(100) overflows float32
     cases.append(Case(("logits", "targ"), (large, torch.randint(0, 4, (3,), generator=g))))
     return cases
 
@@ -292,10 +285,10 @@ _CONV_SHAPES = (  # N, C_in, H, W, C_out, kH, kW, stride, padding, bias
 def _conv_cases(g):
     cases = []
     for n, c_in, h, w, c_out, kh, kw, stride, padding, bias in _CONV_SHAPES:
-        for dtype in _DTYPES:
-            x = _randn(g, n, c_in, h, w, dtype=dtype)
-            weight = _randn(g, c_out, c_in, kh, kw, dtype=dtype)
-            b = _randn(g, c_out, dtype=dtype) if bias else None
+        for dtype in CASE_DTYPES:
+            x = case_randn(g, n, c_in, h, w, dtype=dtype)
+            weight = case_randn(g, c_out, c_in, kh, kw, dtype=dtype)
+            b = case_randn(g, c_out, dtype=dtype) if bias else None
             cases.append(Case(("x", "weight", "bias", "stride", "padding"),
                               (x, weight, b, stride, padding)))
     return cases
@@ -336,8 +329,8 @@ def _unbroadcast_cases(g):
     pairs = [((3,), (3,)), ((2, 3), (3,)), ((2, 3), (1, 3)), ((2, 3), (2, 1)), ((5,), (1,)),
              ((2, 3), (1, 1)), ((4, 2, 3), (2, 1)), ((4, 2, 3), ()), ((2, 1, 3), (1, 1, 3)),
              ((3, 4, 2), (4, 1))]
-    return [Case(("grad", "shape"), (_randn(g, *grad_shape, dtype=dtype), shape))
-            for grad_shape, shape in pairs for dtype in _DTYPES]
+    return [Case(("grad", "shape"), (case_randn(g, *grad_shape, dtype=dtype), shape))
+            for grad_shape, shape in pairs for dtype in CASE_DTYPES]
 
 def _unbroadcast_reduce(reduce, stretched=True):
     "A slip in `unbroadcast`: `reduce` (sum or mean) the added dims, and the stretched ones too?"
